@@ -1,0 +1,39 @@
+# liteshift — every target installs what it needs (scripts/bootstrap.sh) before it runs.
+VENV := .venv
+PY := $(VENV)/bin/python
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+
+.PHONY: setup setup-runtime serve test test-fast lint typecheck bench clean
+
+setup:
+	scripts/bootstrap.sh test
+
+setup-runtime:
+	scripts/bootstrap.sh runtime
+
+## The main job on the embedded default: the sidecar on a local SQLite file.
+serve: setup-runtime
+	$(VENV)/bin/liteshift serve
+
+## The whole suite: lint, types, layering, every test (both engines, e2e).
+test: setup lint typecheck
+	$(PY) -m pytest -p no:cacheprovider
+
+## The fast suite (< 10 min on 2 cores): everything but the slow and e2e markers.
+test-fast: setup lint typecheck
+	$(PY) -m pytest -p no:cacheprovider -m "not slow and not e2e"
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: setup
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
+
+bench:
+	scripts/bootstrap.sh bench
+	$(PY) bench/run_all.py
+
+clean:
+	rm -rf $(VENV) build dist .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Throwaway local servers (Postgres, Prometheus) for the demo, the benchmarks and the tests."""
