@@ -1,0 +1,9 @@
+"""kopf handlers, one module per concern; importing this package registers them all.
+
+`kopf run -m liteshift.operator.handlers` (or `liteshift operator`) runs them. Backups and
+promotion add their own modules here (`backups.py`, `promotion.py`) and import them below.
+"""
+
+from liteshift.operator.handlers import datastore, runtime
+
+__all__ = ["datastore", "runtime"]
