@@ -14,6 +14,7 @@ from liteshift.errors import LiteshiftError
 # Subcommands live one per module and are imported only when used, so `liteshift --help`
 # stays fast and a command's heavy dependencies (kopf, uvicorn) load only for that command.
 COMMANDS: dict[str, str] = {
+    "backup": "liteshift.cli.backup:backup",
     # "migrate": "liteshift.cli.migrate:migrate",
 }
 
