@@ -1,0 +1,13 @@
+DROP INDEX embeddings_owner_idx;
+DROP INDEX embeddings_created_idx;
+DROP INDEX agent_messages_agent_idx;
+DROP INDEX agent_messages_conversation_idx;
+DROP INDEX agent_messages_created_idx;
+DROP INDEX events_subject_idx;
+DROP INDEX events_type_idx;
+DROP INDEX events_created_idx;
+DROP INDEX proposals_conversation_idx;
+DROP INDEX proposals_status_idx;
+DROP INDEX proposals_created_idx;
+DROP INDEX messages_conversation_idx;
+DROP INDEX messages_created_idx;
