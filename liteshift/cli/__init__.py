@@ -15,7 +15,7 @@ from liteshift.errors import LiteshiftError
 # stays fast and a command's heavy dependencies (kopf, uvicorn) load only for that command.
 COMMANDS: dict[str, str] = {
     "backup": "liteshift.cli.backup:backup",
-    # "migrate": "liteshift.cli.migrate:migrate",
+    "migrate": "liteshift.cli.migrate:migrate",
 }
 
 
