@@ -96,13 +96,8 @@ def _restore_sqlite(  # noqa: PLR0917 - private helper, called once
     exists = target.exists() or any(Path(f"{target}{s}").exists() for s in _SIDE_FILES)
     if exists and not force:
         raise RestoreRefused(display, "it already exists; pass --force to replace it")
-    if target.exists():
-        lock = snapshot.lock_exclusively(target)
-        if lock is None:
-            raise RestoreRefused(
-                display, "another process has it open; stop the sidecar, then restore"
-            )
-        lock.close()
+    if target.exists() and snapshot.database_in_use(target):
+        raise RestoreRefused(display, "another process has it open; stop the sidecar, then restore")
     if not target.parent.is_dir():
         raise RestoreRefused(display, f"directory {target.parent} does not exist")
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.restore-", dir=target.parent)

@@ -183,25 +183,31 @@ def sqlite_schema_version(conn: apsw.Connection) -> int | None:
     return None if version is None else int(version)
 
 
-def lock_exclusively(path: Path) -> apsw.Connection | None:
-    """Take an exclusive lock on an existing SQLite file, or return None when it is in use.
+def database_in_use(path: Path) -> bool:
+    """Whether another connection (any process) has the SQLite file `path` open.
 
-    A process that has the database open (even idle, in WAL mode) makes this fail at once, so
-    restore can refuse to replace a live database. Files that are not SQLite databases at all
-    return a connection too (nothing can be using them as a database); the caller closes it.
+    Tries an exclusive lock without waiting: a process that has the database open, even idle
+    in WAL mode, makes that fail at once. A file that is damaged or not a database at all is
+    not "in use" (nothing can be using it as a database).
     """
-    conn = apsw.Connection(str(path), flags=apsw.SQLITE_OPEN_READWRITE)
-    conn.set_busy_timeout(0)
     try:
+        conn = apsw.Connection(str(path), flags=apsw.SQLITE_OPEN_READWRITE)
+    except (apsw.BusyError, apsw.LockedError):
+        return True
+    except apsw.Error:
+        return False
+    try:
+        conn.set_busy_timeout(0)
         conn.execute("PRAGMA locking_mode=EXCLUSIVE")
         conn.execute("BEGIN EXCLUSIVE")
         conn.execute("ROLLBACK")
     except (apsw.BusyError, apsw.LockedError):
-        conn.close()
-        return None
+        return True
     except apsw.Error:
-        pass  # damaged or not a database: replaceable
-    return conn
+        return False
+    finally:
+        conn.close()
+    return False
 
 
 # --- Postgres -------------------------------------------------------------------------------

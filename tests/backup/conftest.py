@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import apsw
+import apsw.bestpractice
 import pytest
 
 SCHEMA = """
@@ -38,6 +40,22 @@ def make_store_file(path: Path, messages: int = 500, events: int = 300) -> dict[
         conn.execute('INSERT INTO "odd ""q"" name" VALUES (1), (2)')
     conn.close()
     return {"schema_migrations": 2, "messages": messages, "events": events, 'odd "q" name': 2}
+
+
+@pytest.fixture(autouse=True, params=["plain", "bestpractice"])
+def connection_hooks(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Run every backup test twice: as the CLI does (plain APSW connections) and as inside the
+    sidecar, whose store applies `apsw.bestpractice` hooks (WAL, busy timeout, optimize…) to
+    every connection in the process."""
+    saved = list(apsw.connection_hooks)
+    if request.param == "bestpractice":
+        apsw.bestpractice.apply(
+            tuple(f for f in apsw.bestpractice.recommended if f.__name__.startswith("connection_"))
+        )
+    try:
+        yield
+    finally:
+        apsw.connection_hooks[:] = saved
 
 
 @pytest.fixture

@@ -65,9 +65,10 @@ def test_online_copy_never_restarts_under_writes(tmp_path: Path) -> None:
 
 @pytest.fixture
 def best_practice_hooks() -> Iterator[None]:
-    """The store applies apsw.bestpractice (WAL on every connection): copies must not care."""
+    """The store applies apsw.bestpractice (WAL on every connection…): copies must not care."""
     saved = list(apsw.connection_hooks)
-    apsw.bestpractice.apply((apsw.bestpractice.connection_wal,))
+    hooks = tuple(f for f in apsw.bestpractice.recommended if f.__name__.startswith("connection_"))
+    apsw.bestpractice.apply(hooks)
     try:
         yield
     finally:
@@ -80,6 +81,10 @@ def test_copy_is_journal_less_even_with_wal_hooks(tmp_path: Path) -> None:
     _make(source, 100)
     snapshot.online_backup(source, tmp_path / "copy.db")
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("copy")) == ["copy.db"]
+    conn = snapshot.open_copy(tmp_path / "copy.db")
+    assert snapshot.check_integrity(conn, full=True).ok
+    assert snapshot.sqlite_row_counts(conn)["t"] == 100
+    conn.close()
 
 
 def test_destination_must_be_new(tmp_path: Path) -> None:
@@ -127,16 +132,17 @@ def test_quick_and_full_check_catch_damage(tmp_path: Path) -> None:
     conn.close()
 
 
-def test_lock_exclusively_sees_an_idle_open_connection(tmp_path: Path) -> None:
+def test_database_in_use_sees_an_idle_open_connection(tmp_path: Path) -> None:
     path = tmp_path / "l.db"
     _make(path, 1)
     other = apsw.Connection(str(path))
     other.execute("SELECT count(*) FROM t").get  # noqa: B018 - idle but open, like a sidecar
-    assert snapshot.lock_exclusively(path) is None
+    assert snapshot.database_in_use(path)
     other.close()
-    lock = snapshot.lock_exclusively(path)
-    assert lock is not None
-    lock.close()
+    assert not snapshot.database_in_use(path)
+    junk = tmp_path / "junk.db"
+    junk.write_bytes(b"not a database" * 100)
+    assert not snapshot.database_in_use(junk)
 
 
 def test_exported_snapshot_is_consistent(postgres_dsn: str) -> None:
