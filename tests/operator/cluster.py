@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 import kmock
 import kopf
@@ -20,6 +21,96 @@ import kubernetes
 import liteshift.operator.handlers  # noqa: F401 - registers the handlers in kopf's default registry
 
 NAMESPACE = "apps"
+
+
+class Emulator(kmock.KubernetesEmulator):  # type: ignore[misc]
+    """kmock's emulator plus the API-server duties kopf relies on.
+
+    - `generateName`: kopf posts Events with it only; without a name the emulator would store
+      the first Event and answer 409 to every later one.
+    - `uid`, `resourceVersion` and `generation`: kopf tells fresh events from stale ones by
+      resourceVersion and tests it in its JSON patches (a mismatch is a 422, as on a real
+      server); without bumps it re-ran creation handlers on stale events.
+    """
+
+    # Shared by all instances: versions only need to be unique and growing.
+    _clock: ClassVar[dict[str, int]] = {"version": 1}
+
+    def _next_version(self) -> str:
+        self._clock["version"] += 1
+        return str(self._clock["version"])
+
+    async def _serve_list(self, request: Any) -> Any:
+        result = await super()._serve_list(request)
+        result["metadata"]["resourceVersion"] = str(self._clock["version"])
+        return result
+
+    async def _serve_watch(self, request: Any) -> Any:
+        # A real watch from a listed resourceVersion sends only newer changes; kmock replays
+        # every object, which kopf would take for fresh events of stale state.
+        since = request.params.get("resourceVersion", "")
+        since_version = int(since) if since.isdigit() else 0
+        async for event in super()._serve_watch(request):
+            if isinstance(event, dict) and event.get("type") in ("ADDED", "MODIFIED"):
+                version = event.get("object", {}).get("metadata", {}).get("resourceVersion", "")
+                if version.isdigit() and int(version) <= since_version:
+                    continue
+            yield event
+
+    async def _handle(self, request: Any) -> Any:
+        data = request.data
+        if request.resource is not None and request.method == "POST" and isinstance(data, dict):
+            meta = data.setdefault("metadata", {})
+            if meta.get("generateName") and not meta.get("name"):
+                meta["name"] = f"{meta['generateName']}{uuid.uuid4().hex[:8]}"
+            meta.setdefault("uid", str(uuid.uuid4()))
+            meta.setdefault("generation", 1)
+            meta["resourceVersion"] = self._next_version()
+        elif request.resource is not None and request.method == "PATCH" and request.name:
+            live = self._live(request)
+            if live is not None:
+                self._versioned_patch(request, live)
+        elif request.resource is not None and request.method == "DELETE" and request.name:
+            key = (request.resource, request.namespace, request.name)
+            if self._live(request) is not None:
+                self.objects[key].patch({"metadata": {"resourceVersion": self._next_version()}})
+        return await super()._handle(request)
+
+    def _live(self, request: Any) -> dict[str, Any] | None:
+        key = (request.resource, request.namespace, request.name)
+        if key not in self.objects or self.objects[key].deleted:
+            return None
+        return dict(self.objects[key].raw)
+
+    def _versioned_patch(self, request: Any, live: dict[str, Any]) -> None:
+        meta = live.get("metadata") or {}
+        version = self._next_version()
+        generation = int(meta.get("generation") or 1)
+        status_only = request.url.path.endswith("/status")
+        if isinstance(request.data, list):  # JSON patch
+            for op in request.data:
+                if (
+                    op.get("op") == "test"
+                    and op.get("path") == "/metadata/resourceVersion"
+                    and op.get("value") != meta.get("resourceVersion")
+                ):
+                    raise kmock.KubernetesError(
+                        status=422, reason="Invalid", message="resourceVersion changed"
+                    )
+            touches_spec = any(op.get("path", "").startswith("/spec") for op in request.data)
+            request.data.append(
+                {"op": "add", "path": "/metadata/resourceVersion", "value": version}
+            )
+            if touches_spec and not status_only:
+                request.data.append(
+                    {"op": "add", "path": "/metadata/generation", "value": generation + 1}
+                )
+        elif isinstance(request.data, dict):  # merge patch
+            patch_meta = request.data.setdefault("metadata", {})
+            patch_meta["resourceVersion"] = version
+            if "spec" in request.data and not status_only:
+                patch_meta["generation"] = generation + 1
+
 
 # Everything the operator (and kopf) touches must be declared, or kopf never starts watching.
 RESOURCES: dict[str, dict[str, Any]] = {
@@ -55,7 +146,7 @@ PATHS = {
 class Cluster:
     """The test's view of the emulated cluster: raw JSON over the sync `kubernetes` client."""
 
-    def __init__(self, url: str, emulator: kmock.KubernetesEmulator) -> None:
+    def __init__(self, url: str, emulator: Emulator) -> None:
         self.url = url
         self.emulator = emulator
         self.api = kubernetes.client.ApiClient(kubernetes.client.Configuration(host=url))

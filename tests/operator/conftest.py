@@ -13,7 +13,7 @@ import pytest
 
 from liteshift.operator.handlers.runtime import MEMO_KEY, Runtime
 from liteshift.operator.kube import Kube
-from tests.operator.cluster import NAMESPACE, RESOURCES, Cluster, settings_for_tests
+from tests.operator.cluster import NAMESPACE, RESOURCES, Cluster, Emulator, settings_for_tests
 
 
 @pytest.fixture
@@ -25,7 +25,7 @@ def cluster() -> Iterator[Cluster]:
     box: dict[str, Any] = {}
 
     async def main() -> None:
-        async with kmock.KubernetesEmulator() as emulator, kmock.Server(emulator) as server:
+        async with Emulator() as emulator, kmock.Server(emulator) as server:
             for resource, info in RESOURCES.items():
                 emulator.resources[resource] = info
             url = str(server.url).rstrip("/")
