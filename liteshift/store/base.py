@@ -227,10 +227,16 @@ def _insert(
     db: Db, table: str, columns: str, values: tuple[Any, ...], *, kind: str, key: str
 ) -> None:
     marks = ", ".join("?" for _ in values)
+    # ON CONFLICT DO NOTHING (both engines) instead of catching the error: a failed statement
+    # would abort the whole Postgres transaction.
     try:
-        db.execute(f"INSERT INTO {table} ({columns}) VALUES ({marks})", values)
+        inserted = db.execute(
+            f"INSERT INTO {table} ({columns}) VALUES ({marks}) ON CONFLICT DO NOTHING", values
+        )
     except UniqueViolation:
         raise Conflict(kind, key) from None
+    if inserted != 1:
+        raise Conflict(kind, key)
 
 
 class BaseStore:
@@ -630,13 +636,12 @@ class BaseStore:
 
         def task(db: Db) -> EtlCursor:
             if old is None:
-                try:
-                    db.execute(
-                        f"INSERT INTO etl_cursors ({CURSOR}) VALUES (?, ?, ?)",
-                        (key, new, db.ts(now)),
-                    )
-                except UniqueViolation:
-                    raise CursorConflict(key, None, current(db)) from None
+                inserted = db.execute(
+                    f"INSERT INTO etl_cursors ({CURSOR}) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+                    (key, new, db.ts(now)),
+                )
+                if inserted != 1:
+                    raise CursorConflict(key, None, current(db))
             else:
                 changed = db.execute(
                     "UPDATE etl_cursors SET position = ?, updated_at = ? "

@@ -7,7 +7,8 @@ A value one engine would store and the other would reject or silently change is 
 - text: valid UTF-8 (no lone surrogates) and no NUL (Postgres text rejects \\x00);
 - integers: signed 64-bit (Postgres bigint, SQLite INTEGER);
 - floats: finite (SQLite turns NaN into NULL, jsonb has no NaN/Infinity); in JSON, -0.0 is
-  stored as 0.0 because jsonb's numeric has no negative zero;
+  stored as 0.0 because jsonb's numeric has no negative zero, and integral floats of 1e16 or
+  more become the integer jsonb would return (1e16 → 10000000000000000);
 - timestamps: timezone-aware, normalized to UTC, years 1..9999 (Python's range, inside both);
 - ids: canonical lowercase UUID text;
 - JSON: objects with string keys, no duplicate keys (jsonb keeps the last silently), no \\u0000,
@@ -23,6 +24,7 @@ import re
 import struct
 import uuid
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 from liteshift.store.errors import ValidationError
@@ -128,7 +130,13 @@ def _json_value(field: str, value: object, depth: int) -> JsonValue:
         return integer(field, value)
     if isinstance(value, float):
         result = finite_float(field, value)
-        return 0.0 if result == 0 else result
+        if result == 0:
+            return 0.0
+        if abs(result) >= 1e16 and result.is_integer():
+            # jsonb prints 1e16 as 10000000000000000 (an integer when read back): store that
+            # integer on both engines so both return the same value and type.
+            return int(Decimal(repr(result)))
+        return result
     if isinstance(value, str):
         return text(field, value)
     if isinstance(value, list | tuple):
