@@ -16,6 +16,7 @@ from liteshift.errors import LiteshiftError
 COMMANDS: dict[str, str] = {
     "backup": "liteshift.cli.backup:backup",
     "migrate": "liteshift.cli.migrate:migrate",
+    "operator": "liteshift.cli.operator:operator",
 }
 
 
