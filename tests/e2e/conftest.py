@@ -21,6 +21,16 @@ from tests.e2e.kube import Kubectl
 ROOT = Path(__file__).resolve().parents[2]
 CRDS_DIR = ROOT / "crds"
 KUBECTL = Path(sys.executable).parent / "kubectl"
+# `make test` builds the control plane before pytest starts; run bare on a fresh machine, the
+# first e2e test's setup includes the cold build (~11 min on 2 cores), longer than the suite's
+# 600 s per-test timeout. E2E tests bound their own waits, so this only lifts that backstop.
+E2E_TIMEOUT = controlplane.BUILD_TIMEOUT + 300
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.get_closest_marker("e2e") and not item.get_closest_marker("timeout"):
+            item.add_marker(pytest.mark.timeout(E2E_TIMEOUT))
 
 
 @pytest.fixture(scope="session")
