@@ -1,0 +1,68 @@
+"""`liteshift serve`: the sidecar on the configured store (default: ./liteshift-data)."""
+
+from __future__ import annotations
+
+import click
+
+from liteshift.sidecar.settings import Settings
+
+
+@click.command()
+@click.option(
+    "--db", "db_url", help="store URL (sqlite:///path or postgresql://…) [LITESHIFT_DB_URL]"
+)
+@click.option("--host", help="listen address [LITESHIFT_HOST, 127.0.0.1]")
+@click.option("--port", type=click.IntRange(0, 65535), help="listen port [LITESHIFT_PORT, 8080]")
+def serve(db_url: str | None, host: str | None, port: int | None) -> None:
+    """Serve the store over HTTP: /v1 API, /admin, /healthz, /readyz, /metrics.
+
+    Settings come from the environment (docs/configuration.md); flags win. Pending migrations
+    are applied at start unless LITESHIFT_MIGRATE_ON_START=false.
+    """
+    import uvicorn  # noqa: PLC0415 - only this command needs the server
+
+    from liteshift.sidecar import create_app  # noqa: PLC0415
+    from liteshift.sidecar.logs import configure_logging  # noqa: PLC0415
+    from liteshift.sidecar.metrics import Metrics  # noqa: PLC0415
+    from liteshift.sidecar.tokens import resolve_tokens  # noqa: PLC0415
+    from liteshift.store import open_store  # noqa: PLC0415
+    from liteshift.store.urls import parse_url  # noqa: PLC0415
+
+    settings = Settings.from_env(db_url=db_url, host=host, port=port)
+    configure_logging(settings.log_format)
+    url = parse_url(settings.db_url)
+    if url.engine == "sqlite" and settings.db_url == Settings.db_url:
+        # The embedded default works on a fresh checkout: create ./liteshift-data.
+        settings.sqlite_path.parent.mkdir(parents=True, exist_ok=True)  # type: ignore[union-attr]
+    tokens = resolve_tokens(settings)
+    metrics = Metrics(settings.datastore, settings.namespace)
+    store = open_store(
+        settings.db_url,
+        media_url=settings.media_db_url if settings.media_enabled else None,
+        migrate=settings.migrate_on_start,
+        synchronous=settings.sqlite_synchronous,
+        observer=metrics.observe,
+    )
+    app = create_app(settings, store, metrics=metrics, tokens=tokens)
+    click.echo(f"liteshift sidecar: http://{settings.host}:{settings.port} ({url.display()})")
+    click.echo(f"  API token:   {_where(tokens.api_file, 'LITESHIFT_API_TOKEN')}")
+    click.echo(f"  admin token: {_where(tokens.admin_file, 'LITESHIFT_ADMIN_TOKEN')}")
+    click.echo(
+        '  try: curl -H "Authorization: Bearer $(cat <API token file>)" '
+        f"http://{settings.host}:{settings.port}/v1/messages"
+    )
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        loop="uvloop",
+        http="httptools",
+        access_log=False,
+        log_config=None,
+        server_header=False,
+        timeout_graceful_shutdown=10,
+    )
+
+
+def _where(path: object, env: str) -> str:
+    return f"{path} (generated, mode 0600)" if path is not None else f"from {env}[_FILE]"

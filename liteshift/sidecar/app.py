@@ -1,0 +1,71 @@
+"""`create_app(settings, store)`: the sidecar's Starlette application."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from pydantic_core import to_json
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+
+from liteshift.sidecar.context import Sidecar
+from liteshift.sidecar.errors import EXCEPTION_HANDLERS
+from liteshift.sidecar.metrics import Metrics
+from liteshift.sidecar.middleware.auth import AuthMiddleware
+from liteshift.sidecar.middleware.body_limit import BodyLimitMiddleware
+from liteshift.sidecar.openapi import build_openapi
+from liteshift.sidecar.routes import all_operations
+from liteshift.sidecar.routing import Operation, build_routes
+from liteshift.sidecar.settings import Settings
+from liteshift.sidecar.tokens import Tokens, resolve_tokens
+from liteshift.store import Store
+
+
+def create_app(
+    settings: Settings,
+    store: Store,
+    *,
+    metrics: Metrics | None = None,
+    tokens: Tokens | None = None,
+    extra_operations: list[Operation] | None = None,
+    close_store: bool = True,
+) -> Starlette:
+    """The sidecar app serving `store`.
+
+    Pass the `metrics` whose `observe` the store was opened with (`open_store(observer=...)`)
+    so per-operation metrics flow; without it a fresh `Metrics` exports only the gauges.
+    `tokens` defaults to `resolve_tokens(settings)`. `extra_operations` lets a benchmark add a
+    route behind the same middleware. The lifespan closes the store on shutdown unless
+    `close_store=False`.
+    """
+    metrics = metrics or Metrics(settings.datastore, settings.namespace)
+    metrics.set_engine(store.engine)
+    metrics.set_promotion_state("Promoted" if store.engine == "postgres" else "Idle")
+    metrics.watch_store(store.stats)
+    sidecar = Sidecar(
+        settings=settings, store=store, metrics=metrics, tokens=tokens or resolve_tokens(settings)
+    )
+    operations = [*all_operations(media_enabled=store.media_enabled), *(extra_operations or [])]
+    sidecar.openapi = to_json(build_openapi(operations))
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            if close_store:
+                store.close()
+
+    app = Starlette(
+        routes=build_routes(operations, sidecar),
+        middleware=[
+            Middleware(AuthMiddleware, tokens=sidecar.tokens),
+            Middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes),
+        ],
+        exception_handlers=EXCEPTION_HANDLERS,
+        lifespan=lifespan,
+    )
+    app.state.sidecar = sidecar
+    app.state.operations = operations
+    return app

@@ -1,0 +1,177 @@
+"""Every Prometheus metric liteshift exports, declared here and nowhere else.
+
+The names are a contract (DESIGN.md "Metrics"): the dashboards and the promotion engine query
+them. Every series carries `datastore` and `namespace` labels (LITESHIFT_DATASTORE,
+LITESHIFT_NAMESPACE). Each app gets its own `CollectorRegistry`, so many apps can live in one
+process (tests) without clashing. docs/metrics.md describes each series.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from liteshift.store.models import OpSample, StoreStats
+
+#: 50 µs … 10 s: group-commit waits and SQLite reads are sub-millisecond, a stalled write or a
+#: busy Postgres takes seconds; these resolve both ends (p95/p99 via histogram_quantile).
+LATENCY_BUCKETS = (
+    0.00005,
+    0.0001,
+    0.00025,
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+)
+
+#: The promotion state machine (DESIGN.md "Promotion"), in order; the gauge holds the index.
+PROMOTION_STATES = (
+    "Idle",
+    "Recommended",
+    "ProvisioningPostgres",
+    "ReadinessChecks",
+    "Copying",
+    "CatchingUp",
+    "Verifying",
+    "CuttingOver",
+    "Promoted",
+    "RolledBack",
+)
+
+BASE_LABELS = ("datastore", "namespace")
+
+
+class _StoreStatsCollector(Collector):
+    """Sizes and cross-store failures, read from the store at scrape time (never stale)."""
+
+    def __init__(self, stats: Callable[[], StoreStats], labels: tuple[str, str]) -> None:
+        self._stats = stats
+        self._labels = list(labels)
+
+    def collect(self) -> Iterator[Metric]:
+        stats = self._stats()
+        db = GaugeMetricFamily(
+            "liteshift_database_size_bytes",
+            "Size of the primary database in bytes (SQLite main file, or the Postgres database)",
+            labels=BASE_LABELS,
+        )
+        db.add_metric(self._labels, stats.database_size_bytes)
+        wal = GaugeMetricFamily(
+            "liteshift_wal_size_bytes",
+            "Size of the SQLite write-ahead log in bytes (0 on Postgres)",
+            labels=BASE_LABELS,
+        )
+        wal.add_metric(self._labels, stats.wal_size_bytes)
+        failures = CounterMetricFamily(
+            "liteshift_cross_store_write_failures",
+            "Writes to the media store that failed after the primary store accepted their parent",
+            labels=BASE_LABELS,
+        )
+        failures.add_metric(self._labels, stats.cross_store_write_failures)
+        yield db
+        yield wal
+        yield failures
+
+
+class Metrics:
+    """The metric objects of one sidecar, bound to its `datastore`/`namespace` labels."""
+
+    def __init__(self, datastore: str, namespace: str) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.labels = (datastore, namespace)
+        r = self.registry
+        self._lock_wait = Histogram(
+            "liteshift_lock_wait_seconds",
+            "Time a write waited for the writer (queue time before its batch started)",
+            BASE_LABELS,
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.lock_wait = self._lock_wait.labels(*self.labels)
+        self._query_duration = Histogram(
+            "liteshift_query_duration_seconds",
+            "Duration of one store operation, queueing included, by operation and kind",
+            (*BASE_LABELS, "op", "kind"),
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.writes = Counter(
+            "liteshift_writes", "Committed write operations", BASE_LABELS, registry=r
+        ).labels(*self.labels)
+        self.busy_errors = Counter(
+            "liteshift_busy_errors",
+            "SQLITE_BUSY results the engine hit (and retried) while reading or writing",
+            BASE_LABELS,
+            registry=r,
+        ).labels(*self.labels)
+        self._engine_info = Gauge(
+            "liteshift_engine_info",
+            "1 for the engine currently serving the primary store",
+            (*BASE_LABELS, "engine"),
+            registry=r,
+        )
+        self.backup_last_success = Gauge(
+            "liteshift_backup_last_success_timestamp_seconds",
+            "Unix time of the last verified backup (0: none since the sidecar started)",
+            BASE_LABELS,
+            registry=r,
+        ).labels(*self.labels)
+        self.promotion_state = Gauge(
+            "liteshift_promotion_state",
+            "Promotion state machine position: "
+            + ", ".join(f"{i}={name}" for i, name in enumerate(PROMOTION_STATES)),
+            BASE_LABELS,
+            registry=r,
+        ).labels(*self.labels)
+        self._stats_collector: _StoreStatsCollector | None = None
+
+    def set_engine(self, engine: str) -> None:
+        """Mark `engine` as the one serving (the other engine's series drops to 0)."""
+        for other in ("sqlite", "postgres"):
+            self._engine_info.labels(*self.labels, other).set(1 if other == engine else 0)
+
+    def set_promotion_state(self, state: str) -> None:
+        """Record the promotion state machine's position (one of PROMOTION_STATES)."""
+        self.promotion_state.set(PROMOTION_STATES.index(state))
+
+    def backup_succeeded(self, at: float | None = None) -> None:
+        """Record a verified backup finished at unix time `at` (now by default)."""
+        self.backup_last_success.set(time.time() if at is None else at)
+
+    def watch_store(self, stats: Callable[[], StoreStats]) -> None:
+        """Export the store's sizes and cross-store failure count, read at each scrape."""
+        if self._stats_collector is not None:
+            self.registry.unregister(self._stats_collector)
+        self._stats_collector = _StoreStatsCollector(stats, self.labels)
+        self.registry.register(self._stats_collector)
+
+    def observe(self, sample: OpSample) -> None:
+        """The store observer hook: called after every store operation, from any thread."""
+        self._query_duration.labels(*self.labels, sample.op, sample.kind).observe(
+            sample.duration_seconds
+        )
+        if sample.busy_errors:
+            self.busy_errors.inc(sample.busy_errors)
+        if sample.kind == "write":
+            self.lock_wait.observe(sample.lock_wait_seconds)
+            if sample.ok:
+                self.writes.inc()
+
+    def exposition(self) -> bytes:
+        """The text exposition format (blocking: it reads the store's sizes)."""
+        return generate_latest(self.registry)

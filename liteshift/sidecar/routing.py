@@ -1,0 +1,132 @@
+"""The route table: each `Operation` declares method, path, auth, models and handler.
+
+Starlette routes and `/openapi.json` are both built from the same table, so the document cannot
+drift from what is mounted. The endpoint wrapper parses the query string and the JSON body with
+the operation's pydantic models (400 malformed JSON, 422 wrong types) before the handler runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal, TypeVar
+
+import pydantic
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from liteshift.sidecar.context import Sidecar
+from liteshift.sidecar.errors import RequestError
+from liteshift.sidecar.responses import json_response
+from liteshift.store import Store
+
+R = TypeVar("R")
+Auth = Literal["api", "admin", "any", "none"]
+Handler = Callable[["Call"], Awaitable[Any]]
+
+_PATH_PARAM = re.compile(r"{([a-zA-Z_][a-zA-Z0-9_]*)}")
+
+
+@dataclass
+class Call:
+    """What a handler gets: the parsed request and the sidecar it runs in."""
+
+    request: Request
+    sidecar: Sidecar
+    params: dict[str, str]
+    query: Any
+    body: Any
+
+    @property
+    def store(self) -> Store:
+        return self.sidecar.store
+
+    async def run(self, method: Callable[..., R], *args: Any, **kwargs: Any) -> R:
+        """Run a store method off the event loop: the store's reader pool or group-commit
+        writer does the work and the loop only awaits the future (no thread per request)."""
+        return await asyncio.wrap_future(self.sidecar.store.submit(method, *args, **kwargs))
+
+
+@dataclass(frozen=True)
+class Operation:
+    """One route: what it accepts and returns (for validation and for the OpenAPI document)."""
+
+    method: str
+    path: str
+    handler: Handler
+    summary: str
+    tag: str
+    auth: Auth = "api"
+    body: type[pydantic.BaseModel] | None = None
+    query: type[pydantic.BaseModel] | None = None
+    #: A pydantic model describing the 2xx body; None for no JSON body.
+    response: type[pydantic.BaseModel] | None = None
+    status: int = 200
+    #: Error statuses this route can answer besides auth/413/5xx (documented in OpenAPI).
+    errors: tuple[int, ...] = ()
+    #: Non-JSON success media type (e.g. the Prometheus exposition format).
+    media_type: str = "application/json"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def path_params(self) -> list[str]:
+        return _PATH_PARAM.findall(self.path)
+
+    @property
+    def operation_id(self) -> str:
+        return getattr(self.handler, "__name__", f"{self.method}_{self.path}")
+
+
+def _validation_detail(exc: pydantic.ValidationError, where: str) -> list[dict[str, Any]]:
+    return [
+        {"loc": [where, *err["loc"]], "msg": err["msg"], "type": err["type"]}
+        for err in exc.errors(include_url=False, include_input=False, include_context=False)
+    ]
+
+
+def _parse_body(model: type[pydantic.BaseModel], raw: bytes) -> pydantic.BaseModel:
+    try:
+        return model.model_validate_json(raw)
+    except pydantic.ValidationError as exc:
+        errors = exc.errors(include_url=False, include_input=False, include_context=False)
+        if any(err["type"] == "json_invalid" for err in errors):
+            raise RequestError(400, "bad_json", "the request body is not valid JSON") from None
+        raise RequestError(422, "validation_error", _validation_detail(exc, "body")) from None
+
+
+def _parse_query(model: type[pydantic.BaseModel], request: Request) -> pydantic.BaseModel:
+    try:
+        return model.model_validate(dict(request.query_params))
+    except pydantic.ValidationError as exc:
+        raise RequestError(422, "validation_error", _validation_detail(exc, "query")) from None
+
+
+def endpoint(op: Operation, sidecar: Sidecar) -> Callable[[Request], Awaitable[Response]]:
+    """The Starlette endpoint running `op`: parse, call the handler, serialize."""
+    body_model, query_model, status, handler = op.body, op.query, op.status, op.handler
+
+    async def run(request: Request) -> Response:
+        query = _parse_query(query_model, request) if query_model is not None else None
+        body = None
+        if body_model is not None:
+            body = _parse_body(body_model, await request.body())
+        result = await handler(Call(request, sidecar, request.path_params, query, body))
+        if isinstance(result, Response):
+            return result
+        if status == 204:
+            return Response(status_code=204)
+        return json_response(result, status)
+
+    run.__name__ = op.operation_id
+    return run
+
+
+def build_routes(operations: list[Operation], sidecar: Sidecar) -> list[Route]:
+    """One Starlette `Route` per operation (same path, several methods: several routes)."""
+    return [
+        Route(op.path, endpoint(op, sidecar), methods=[op.method], name=op.operation_id)
+        for op in operations
+    ]
