@@ -86,6 +86,12 @@ class KubeError(LiteshiftError):
         super().__init__(f"Kubernetes API {status} {reason}: {message}")
 
 
+class KubeConfigError(LiteshiftError):
+    """Neither an in-cluster service account nor a usable kubeconfig was found."""
+
+    code = "kubernetes_config"
+
+
 class Kube:
     """A thin client over `kubernetes.client.ApiClient` speaking plain dicts."""
 
@@ -100,7 +106,13 @@ class Kube:
         try:
             kubernetes.config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
         except kubernetes.config.ConfigException:
-            kubernetes.config.load_kube_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+            try:
+                kubernetes.config.load_kube_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+            except (kubernetes.config.ConfigException, OSError) as exc:
+                raise KubeConfigError(
+                    "no Kubernetes credentials: not in a pod and no usable kubeconfig"
+                    f" ({exc}); set KUBECONFIG or run inside the cluster"
+                ) from None
         return cls(kubernetes.client.ApiClient(configuration))
 
     @classmethod
