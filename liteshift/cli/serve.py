@@ -41,6 +41,7 @@ def serve(db_url: str | None, host: str | None, port: int | None) -> None:
         media_url=settings.media_db_url if settings.media_enabled else None,
         migrate=settings.migrate_on_start,
         synchronous=settings.sqlite_synchronous,
+        vector_dimension=settings.vector_dimension,
         observer=metrics.observe,
     )
     app = create_app(settings, store, metrics=metrics, tokens=tokens)

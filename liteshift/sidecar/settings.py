@@ -43,6 +43,7 @@ class Settings:
     media_db_url: str | None = None
     backup_dir: Path = Path("./liteshift-data/backups")
     max_body_bytes: int = 1_048_576
+    vector_dimension: int = 384
     log_format: Literal["text", "json"] = "text"
 
     @classmethod
@@ -66,6 +67,7 @@ class Settings:
             media_db_url=_secret(env, "LITESHIFT_MEDIA_DB_URL"),
             backup_dir=Path(env.get("LITESHIFT_BACKUP_DIR", "./liteshift-data/backups")),
             max_body_bytes=_int(env, "LITESHIFT_MAX_BODY_BYTES", 1_048_576, low=1, high=1 << 31),
+            vector_dimension=_int(env, "LITESHIFT_VECTOR_DIMENSION", 384, low=1, high=65536),
             log_format=_choice(  # type: ignore[arg-type]
                 env, "LITESHIFT_LOG_FORMAT", ("text", "json"), "text"
             ),
