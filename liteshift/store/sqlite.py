@@ -97,6 +97,8 @@ class SqliteStore(BaseStore):
         except BaseException:
             self._writer_conn.close()
             raise
+        #: Transactions the writer committed (each one fsync with synchronous=FULL).
+        self.batches_committed = 0
         self._queue: queue.SimpleQueue[_Write | object] = queue.SimpleQueue()
         self._closed = False
         self._close_lock = threading.Lock()
@@ -262,6 +264,7 @@ class SqliteStore(BaseStore):
                     conn.execute("RELEASE liteshift_op")
                     outcomes.append((False, exc))
             self._commit()
+            self.batches_committed += 1
         except Exception as exc:
             failure = (
                 exc
