@@ -92,6 +92,9 @@ func run(dataDir, kubeconfigPath, adminToken, controllers string, verbosity int,
 	// SIGTERM/SIGINT cancel ctx; everything below stops from it and main returns.
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+	ctx, orphaned := context.WithCancel(ctx)
+	defer orphaned()
+	go stopWhenOrphaned(ctx, orphaned)
 
 	etcd, etcdURL, err := startEtcd(filepath.Join(dataDir, "etcd"))
 	if err != nil {
@@ -174,6 +177,24 @@ func run(dataDir, kubeconfigPath, adminToken, controllers string, verbosity int,
 		return fmt.Errorf("kube-controller-manager stopped: %v", err)
 	case err := <-etcd.Err():
 		return fmt.Errorf("etcd stopped: %v", err)
+	}
+}
+
+// stopWhenOrphaned stops the control plane when its parent (the test runner) dies without
+// sending SIGTERM, e.g. on SIGKILL: a leftover apiserver would hold ports and memory.
+func stopWhenOrphaned(ctx context.Context, stop context.CancelFunc) {
+	parent := os.Getppid()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Second):
+			if os.Getppid() != parent {
+				fmt.Fprintln(os.Stderr, "cluster: parent process gone")
+				stop()
+				return
+			}
+		}
 	}
 }
 
@@ -324,7 +345,7 @@ func startControllerManager(ctx context.Context, kubeconfig, controllers string,
 		// No serving endpoint: nothing scrapes it, and it would need its own authn delegation.
 		"--secure-port=0",
 		"--profiling=false",
-		// One loop per kind keeps CPU low on a 2-core machine; the tests create few objects.
+		// Fewer GC workers than the default 20: the tests create few objects, the machine has 2 cores.
 		"--concurrent-gc-syncs=5",
 	}
 	if err := fs.Parse(args); err != nil {
