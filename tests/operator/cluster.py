@@ -146,10 +146,14 @@ PATHS = {
 class Cluster:
     """The test's view of the emulated cluster: raw JSON over the sync `kubernetes` client."""
 
+    #: Marks the test's own requests, to tell them from the operator's.
+    USER_AGENT = "liteshift-tests"
+
     def __init__(self, url: str, emulator: Emulator) -> None:
         self.url = url
         self.emulator = emulator
         self.api = kubernetes.client.ApiClient(kubernetes.client.Configuration(host=url))
+        self.api.user_agent = self.USER_AGENT
 
     def request(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
         headers = {"Accept": "application/json"}
