@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from liteshift.operator import kube
@@ -117,3 +119,12 @@ def test_operator_requests_stay_within_the_declared_permissions(cluster: Cluster
     # Every verb the operator's own client declares was exercised by this lifecycle.
     own = {(g, r, v) for g, r, verbs in kube.PERMISSIONS for v in verbs}
     assert own == used & own, own - used
+
+
+def test_docs_list_exactly_the_declared_permissions() -> None:
+    text = (Path(__file__).resolve().parents[2] / "docs" / "operator.md").read_text()
+    rows = [line for line in text.splitlines() if line.startswith("| ") and " | `" in line]
+    for group, resource, verbs in kube.PERMISSIONS + kube.KOPF_PERMISSIONS:
+        shown = f"`{group}`" if group else "core"
+        row = f"| {shown} | `{resource}` | {', '.join(verbs)} |"
+        assert any(line.startswith(row) for line in rows), row
