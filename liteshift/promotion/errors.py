@@ -31,3 +31,46 @@ class MetricsUnavailable(PromotionError):
         self.reason = reason
         self.detail = detail
         super().__init__(detail)
+
+
+class LooseData(PromotionError):
+    """Values SQLite accepted that Postgres would reject or change: the promotion refuses."""
+
+    code = "loose_data"
+
+    def __init__(self, report: object, summary: str) -> None:
+        self.report = report
+        super().__init__(summary)
+
+
+class VerificationFailed(PromotionError):
+    """Row counts or checksums differ between SQLite and Postgres after the copy."""
+
+    code = "verification_failed"
+
+    def __init__(self, tables: list[str], detail: str) -> None:
+        self.tables = tables
+        super().__init__(detail)
+
+
+class TargetNotEmpty(PromotionError):
+    """The Postgres tables already hold rows; copying would mix two data sets."""
+
+    code = "target_not_empty"
+
+    def __init__(self, counts: dict[str, int]) -> None:
+        self.counts = counts
+        rows = ", ".join(f"{t}={n}" for t, n in counts.items() if n)
+        super().__init__(
+            f"the target Postgres already has rows ({rows}); promote into an empty database"
+        )
+
+
+class ReadinessFailed(PromotionError):
+    """A readiness check failed: no data moves until it passes."""
+
+    code = "readiness_failed"
+
+    def __init__(self, failed: list[str], detail: str) -> None:
+        self.failed = failed
+        super().__init__(detail)
