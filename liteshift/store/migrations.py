@@ -179,6 +179,10 @@ class _Conn:
         else:
             assert self.pg is not None
             with self.pg.transaction():
+                # Concurrent CREATE TABLE IF NOT EXISTS can still collide in Postgres' catalog.
+                self.pg.execute(
+                    "SELECT pg_advisory_xact_lock(hashtext(%s))", (f"liteshift:{table}",)
+                )
                 self.pg.execute(sql.SQL(ddl).format(sql.Identifier(table)))
 
     def applied(self, table: str) -> dict[int, tuple[str, str, str]]:

@@ -50,6 +50,7 @@ class _Write:
     name: str
     task: Callable[[Db], Any]
     future: Future[Any]
+    kind: str
     queued: float = field(default_factory=time.monotonic)
 
 
@@ -150,10 +151,15 @@ class SqliteStore(BaseStore):
     def _dispatch(self, name: str, kind: Kind, task: Callable[[Db], Any]) -> Future[Any]:
         if kind == "write" or (name == "search_embeddings" and self._index.per_connection):
             future: Future[Any] = Future()
-            if self._closed:
-                future.set_exception(StoreUnavailable(f"sqlite file {self.path}", "store closed"))
-                return future
-            self._queue.put(_Write(name, task, future))
+            # Under the close lock: a write is either queued before the stop marker (and run)
+            # or refused, never stranded behind it.
+            with self._close_lock:
+                if self._closed:
+                    future.set_exception(
+                        StoreUnavailable(f"sqlite file {self.path}", "store closed")
+                    )
+                    return future
+                self._queue.put(_Write(name, task, future, "write" if kind == "write" else "read"))
             return future
         try:
             return self._readers.submit(self._read, name, task, time.monotonic())
@@ -228,7 +234,7 @@ class SqliteStore(BaseStore):
                     break
                 assert isinstance(item, _Write)
                 batch.append(item)
-            self._run_batch([w for w in batch if w.future.set_running_or_notify_cancel()])
+            self._run_batch_safely([w for w in batch if w.future.set_running_or_notify_cancel()])
         self._drain_after_stop()
 
     def _drain_after_stop(self) -> None:
@@ -241,7 +247,21 @@ class SqliteStore(BaseStore):
             if isinstance(item, _Write) and item.future.set_running_or_notify_cancel():
                 leftover.append(item)
         if leftover:
-            self._run_batch(leftover)
+            self._run_batch_safely(leftover)
+
+    def _run_batch_safely(self, batch: list[_Write]) -> None:
+        # The writer thread must survive anything: a dead writer would hang every caller.
+        try:
+            self._run_batch(batch)
+        except BaseException as exc:
+            log.exception("sqlite writer failed on a batch")
+            failure = StoreUnavailable(f"sqlite file {self.path}", f"writer failed: {exc}")
+            for write in batch:
+                if not write.future.done():
+                    write.future.set_exception(failure)
+            if isinstance(exc, Exception):
+                return
+            raise
 
     def _run_batch(self, batch: list[_Write]) -> None:
         if not batch:
@@ -285,7 +305,7 @@ class SqliteStore(BaseStore):
                 write.future.set_exception(value)
             self.observe(
                 write.name,
-                "write",
+                write.kind,
                 duration=finished - write.queued,
                 wait=started - write.queued,
                 busy=busy,
@@ -318,7 +338,7 @@ class SqliteStore(BaseStore):
             if self._closed:
                 return
             self._closed = True
-        self._queue.put(_STOP)
+            self._queue.put(_STOP)
         self._writer.join()
         self._readers.shutdown(wait=True)
         with self._reader_lock:

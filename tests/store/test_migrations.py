@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+import threading
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -212,3 +213,26 @@ def test_the_wheel_ships_the_migrations(tmp_path: Path) -> None:
         env={"PYTHONPATH": str(tmp_path / "site"), "PATH": "/usr/bin:/bin"},
     ).stdout.strip()
     assert found == str(tmp_path / "site" / "liteshift" / "_migrations")
+
+
+def test_concurrent_runners_take_turns(store_url: str) -> None:
+    """Replicas starting at once (each with migrate on start) apply every migration once."""
+    url = parse_url(store_url)
+    results: list[object] = []
+
+    def run() -> None:
+        try:
+            with MigrationRunner(url) as runner:
+                results.append(len(runner.up()))
+        except Exception as exc:
+            results.append(exc)
+
+    threads = [threading.Thread(target=run) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert all(isinstance(r, int) for r in results), results
+    assert sum(results) == 2  # type: ignore[arg-type]
+    with MigrationRunner(url) as runner:
+        assert [s.state for s in runner.status()] == ["applied", "applied"]
