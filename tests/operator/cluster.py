@@ -219,5 +219,4 @@ def settings_for_tests() -> kopf.OperatorSettings:
     settings.networking.connect_timeout = 5
     settings.queueing.idle_timeout = 0.1
     settings.queueing.exit_timeout = 2
-    settings.posting.level = 20
     return settings

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -44,6 +45,9 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
         prefix="liteshift.io", key="last-handled-configuration"
     )
     settings.persistence.finalizer = FINALIZER
+    # Our handlers post the Events worth reading; kopf's own log lines become Events only
+    # when something went wrong.
+    settings.posting.level = logging.WARNING
     if MEMO_KEY not in memo:
         memo[MEMO_KEY] = Runtime(
             kube=Kube.from_environment(),
