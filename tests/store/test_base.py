@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import uuid
 from concurrent.futures import Future
@@ -382,3 +383,26 @@ def test_closed_store_refuses_work(store_url: str) -> None:
     opened.close()  # idempotent
     with pytest.raises(Exception, match="closed"):
         opened.create_message(MessageIn("c", "user", "late"))
+
+
+@pytest.mark.asyncio
+async def test_async_callers_await_without_a_thread_each(store: Store) -> None:
+    """The sidecar's way: hundreds of awaited writes, and the thread count stays put."""
+    store.ping()  # let the engine start its threads first
+    warm = [store.submit(store.list_messages, limit=1) for _ in range(16)]
+    await asyncio.gather(*(asyncio.wrap_future(f) for f in warm))
+    baseline = threading.active_count()
+    results = await asyncio.gather(
+        *(
+            asyncio.wrap_future(
+                store.submit(store.create_message, MessageIn("async", "user", str(i)))
+            )
+            for i in range(200)
+        )
+    )
+    assert threading.active_count() <= baseline + 8
+    assert len({m.id for m in results}) == 200
+    page = await asyncio.wrap_future(
+        store.submit(store.list_messages, conversation_id="async", limit=500)
+    )
+    assert len(page.items) == 200
