@@ -71,7 +71,10 @@ def restore_backup(
     url = parse_url(target_url)
     if url.engine != manifest.engine:
         raise EngineMismatch(manifest.engine, url.engine)
-    check_schema(manifest, known_version if known_version is not None else known_schema_version())
+    check_schema(
+        manifest,
+        known_version if known_version is not None else known_schema_version(manifest.engine),
+    )
     data = verify_checksum(directory, manifest, progress)
     if url.engine == "sqlite":
         result = _restore_sqlite(data, manifest, Path(url.target), force, full_check, progress)

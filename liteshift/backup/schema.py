@@ -2,31 +2,14 @@
 
 from __future__ import annotations
 
-import re
-from pathlib import Path
-
-import liteshift
-
-_MIGRATION = re.compile(r"^(\d{4,})_[A-Za-z0-9_]+")
+from liteshift.store.errors import MigrationError
+from liteshift.store.migrations import discover, migrations_dir
 
 
-def migrations_dir() -> Path | None:
-    """`liteshift/_migrations` in an installed wheel, the top-level `migrations/` in a checkout."""
-    package = Path(liteshift.__file__).parent
-    for candidate in (package / "_migrations", package.parent / "migrations"):
-        if candidate.is_dir():
-            return candidate
-    return None
-
-
-def known_schema_version(directory: Path | None = None) -> int | None:
-    """Highest primary-store `NNNN_name` migration shipped here (None: no migrations at all)."""
-    directory = directory or migrations_dir()
-    if directory is None:
+def known_schema_version(engine: str = "sqlite") -> int | None:
+    """Highest primary-store migration shipped with this liteshift (None: none found)."""
+    try:
+        migrations = discover(migrations_dir("primary"), engine)
+    except MigrationError:
         return None
-    versions = [
-        int(match[1])
-        for path in directory.iterdir()
-        if (match := _MIGRATION.match(path.name)) is not None
-    ]
-    return max(versions, default=None)
+    return max((m.version for m in migrations), default=None)

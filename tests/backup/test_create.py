@@ -153,3 +153,32 @@ def test_backup_under_16_writers(tmp_path: Path) -> None:
     result = restore_backup(directory, f"sqlite://{restored}")
     assert result.row_counts == manifest.row_counts
     assert [e.complete for e in list_backups(tmp_path / "backups")] == [True]
+
+
+def test_backup_of_an_open_store_restores_into_a_store(tmp_path: Path) -> None:
+    """The real store (its writer, readers and migrations) is open while the backup runs."""
+    from liteshift.backup.schema import known_schema_version
+    from liteshift.store import open_store
+    from liteshift.store.models import MessageIn
+
+    source = tmp_path / "live.db"
+    store = open_store(f"sqlite://{source}", migrate=True)
+    try:
+        ids = [
+            store.create_message(MessageIn(conversation_id="c1", role="user", content=f"hi {i}")).id
+            for i in range(50)
+        ]
+        manifest = create_backup(f"sqlite://{source}", tmp_path / "b")
+        store.create_message(MessageIn(conversation_id="c1", role="user", content="after"))
+    finally:
+        store.close()
+    assert manifest.schema_version == known_schema_version("sqlite") is not None
+    assert manifest.row_counts["messages"] == 50
+    target = tmp_path / "restored.db"
+    restore_backup(tmp_path / "b" / manifest.id, f"sqlite://{target}")
+    restored = open_store(f"sqlite://{target}")
+    try:
+        assert restored.get_message(ids[7]).content == "hi 7"
+        assert restored.list_messages(conversation_id="c1", limit=100).items.__len__() == 50
+    finally:
+        restored.close()

@@ -104,3 +104,27 @@ def test_damaged_dump_is_refused(source_dsn: str, empty_dsn: str, tmp_path: Path
         verify_backup(directory)
     with pytest.raises(ChecksumMismatch):
         restore_backup(directory, empty_dsn)
+
+
+def test_store_on_postgres_round_trips(postgres_dsn: str, empty_dsn: str, tmp_path: Path) -> None:
+    from liteshift.backup.schema import known_schema_version
+    from liteshift.store import open_store
+    from liteshift.store.models import MessageIn
+
+    store = open_store(postgres_dsn, migrate=True)
+    try:
+        ids = [
+            store.create_message(MessageIn(conversation_id="c", role="user", content=f"m{i}")).id
+            for i in range(20)
+        ]
+        manifest = create_backup(postgres_dsn, tmp_path / "b", BackupOptions(compression="zstd"))
+    finally:
+        store.close()
+    assert manifest.schema_version == known_schema_version("postgres") is not None
+    assert manifest.row_counts["messages"] == 20
+    restore_backup(tmp_path / "b" / manifest.id, empty_dsn)
+    restored = open_store(empty_dsn)
+    try:
+        assert restored.get_message(ids[3]).content == "m3"
+    finally:
+        restored.close()
