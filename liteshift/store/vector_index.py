@@ -158,12 +158,17 @@ class SqliteVssIndex:
             db.execute("DELETE FROM vector_index_vss WHERE rowid = ?", (rows[0][0],))
 
     def search(self, db: Db, vector: tuple[float, ...], k: int) -> list[tuple[str, float]]:
+        # Faiss aborts the whole process on a search with k = 0 (an empty index), and asks for
+        # k ≤ the number of vectors.
+        size = int(db.rows("SELECT count(*) FROM vector_index_vss_ids")[0][0])
+        if size == 0:
+            return []
         rows = db.rows(
             "SELECT m.embedding_id, v.distance FROM ("
             "  SELECT rowid, distance FROM vector_index_vss"
             "  WHERE vss_search(embedding, vss_search_params(?, ?))"
             ") AS v JOIN vector_index_vss_ids AS m ON m.rowid = v.rowid ORDER BY v.distance",
-            (pack_vector(vector), k),
+            (pack_vector(vector), min(k, size)),
         )
         # Faiss reports squared L2.
         return [(str(r[0]), math.sqrt(max(float(r[1]), 0.0))) for r in rows]

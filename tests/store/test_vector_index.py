@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator
 from pathlib import Path
 
 import apsw
 import pytest
 
-from liteshift.store import Store, open_store
+from liteshift.store import Conflict, Store, open_store
 from liteshift.store.models import EmbeddingIn
 from liteshift.store.vector_index import load_sqlite_extensions
 from tests.store.conftest import DIM
@@ -105,3 +106,37 @@ def test_dimension_change_rebuilds_vec_index(tmp_path: Path) -> None:
         assert store.search_embeddings(tuple([0.25] * DIM), 1)[0].embedding.id == made.id
     finally:
         store.close()
+
+
+@pytest.fixture(params=["vec", "vss", "postgres"])
+def index_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    if request.param == "postgres":
+        store = open_store(
+            request.getfixturevalue("postgres_dsn"), migrate=True, vector_dimension=4
+        )
+    else:
+        store = open_store(
+            f"sqlite://{tmp_path}/i.db",
+            migrate=True,
+            vector_dimension=4,
+            vector_index=request.param,
+        )
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+def test_search_edges(index_store: Store) -> None:
+    """Empty index, k above the row count, a refused duplicate leaving the index alone."""
+    store = index_store
+    assert store.search_embeddings((1.0, 2.0, 3.0, 4.0), 5) == []
+    first = store.create_embedding(EmbeddingIn("m", "1", "x", (1.0, 2.0, 3.0, 4.0)))
+    second = store.create_embedding(EmbeddingIn("m", "2", "x", (1.0, 2.0, 3.0, 5.0)))
+    with pytest.raises(Conflict):
+        store.create_embedding(EmbeddingIn("m", "3", "x", (9.0, 9.0, 9.0, 9.0), id=first.id))
+    hits = store.search_embeddings((1.0, 2.0, 3.0, 4.0), 1000)
+    assert [(n.embedding.id, n.distance) for n in hits] == [(first.id, 0.0), (second.id, 1.0)]
+    store.delete_embedding(first.id)
+    store.delete_embedding(second.id)
+    assert store.search_embeddings((1.0, 2.0, 3.0, 4.0), 5) == []
