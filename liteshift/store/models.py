@@ -241,7 +241,7 @@ class OpSample:
 
     `lock_wait_seconds` is the time a write spent queued before its batch started (SQLite) or
     waiting for a pool connection (Postgres); `busy_errors` counts SQLITE_BUSY retries the engine
-    absorbed for this operation's batch.
+    absorbed (reported on the first write of each batch, so summing samples gives the total).
     """
 
     op: str

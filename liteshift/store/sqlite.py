@@ -298,7 +298,7 @@ class SqliteStore(BaseStore):
                 self._rebuild_after_failure()
             outcomes = [(False, failure)] * len(batch)
         finished = time.monotonic()
-        for write, (ok, value) in zip(batch, outcomes, strict=True):
+        for position, (write, (ok, value)) in enumerate(zip(batch, outcomes, strict=True)):
             if ok:
                 write.future.set_result(value)
             else:
@@ -308,7 +308,8 @@ class SqliteStore(BaseStore):
                 write.kind,
                 duration=finished - write.queued,
                 wait=started - write.queued,
-                busy=busy,
+                # Once per batch, so the sum over samples is the number of BUSY retries.
+                busy=busy if position == 0 else 0,
                 ok=ok,
             )
 
