@@ -7,7 +7,6 @@ component is `.` or `..` (`sqlite:///./data/x.db`) is relative to the working di
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Literal
 
 from liteshift.store.errors import BadURL
@@ -53,8 +52,7 @@ def parse_url(url: str) -> DatabaseURL:
             raise BadURL(url, "in-memory SQLite cannot be shared by the writer and readers")
         if not path.startswith("/"):
             raise BadURL(url, "host names are not allowed in sqlite URLs (sqlite:///path)")
-        parts = Path(path).parts
-        if len(parts) > 1 and parts[1] in (".", ".."):
+        if path.startswith(("/./", "/../")):
             path = path[1:]
         while path.startswith("//"):
             path = path[1:]
