@@ -49,7 +49,7 @@ CASES: dict[str, dict[str, Any]] = {
             "priorityClassName": "system-cluster-critical",
             "podAnnotations": {"example.com/owner": "platform"},
             "extraEnv": [{"name": "TZ", "value": "UTC"}],
-            "logFormat": "plain",
+            "logFormat": "text",
             "driftInterval": 30,
         }
     },
@@ -228,7 +228,7 @@ def test_resources_and_scheduling_values(tmp_path: Path) -> None:
     assert pod["priorityClassName"] == "system-cluster-critical"
     assert {"name": "TZ", "value": "UTC"} in container["env"]
     assert {"name": "LITESHIFT_DRIFT_INTERVAL", "value": "30"} in container["env"]
-    assert "--log-format=plain" in container["args"]
+    assert "--log-format=text" in container["args"]
 
 
 def test_existing_service_account(tmp_path: Path) -> None:
