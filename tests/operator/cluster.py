@@ -8,10 +8,13 @@ play those parts themselves where they matter (PVCs, readyReplicas).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, ClassVar
 
 import kmock
@@ -19,6 +22,8 @@ import kopf
 import kubernetes
 
 import liteshift.operator.handlers  # noqa: F401 - registers the handlers in kopf's default registry
+from liteshift.operator.handlers.runtime import MEMO_KEY, Runtime
+from liteshift.operator.kube import Kube
 
 NAMESPACE = "apps"
 
@@ -220,3 +225,82 @@ def settings_for_tests() -> kopf.OperatorSettings:
     settings.queueing.idle_timeout = 0.1
     settings.queueing.exit_timeout = 2
     return settings
+
+
+def _in_thread(name: str, main: Callable[[threading.Event, threading.Event], Awaitable[None]]
+               ) -> contextlib.AbstractContextManager[None]:  # fmt: skip
+    """Run `main(ready, stop)` in its own event loop and thread until the block exits."""
+
+    @contextlib.contextmanager
+    def manager() -> Iterator[None]:
+        ready = threading.Event()
+        stop = threading.Event()
+        errors: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                asyncio.run(main(ready, stop))
+            except BaseException as exc:  # surfaced in the test thread below
+                errors.append(exc)
+                ready.set()
+
+        thread = threading.Thread(target=run, name=name, daemon=True)
+        thread.start()
+        if not ready.wait(30) or errors:
+            stop.set()
+            thread.join(10)
+            raise AssertionError(f"{name} did not become ready: {errors!r}")
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join(30)
+            assert not thread.is_alive(), f"{name} did not stop within 30 s"
+        if errors:
+            raise errors[0]
+
+    return manager()
+
+
+@contextlib.contextmanager
+def running_emulator() -> Iterator[Cluster]:
+    """kmock's emulator on a loopback port, with every resource the operator uses declared."""
+    box: dict[str, Any] = {}
+
+    async def main(ready: threading.Event, stop: threading.Event) -> None:
+        async with Emulator() as emulator, kmock.Server(emulator) as server:
+            for resource, info in RESOURCES.items():
+                emulator.resources[resource] = info
+            box.update(url=str(server.url).rstrip("/"), emulator=emulator)
+            ready.set()
+            while not stop.is_set():
+                await asyncio.sleep(0.05)
+
+    with _in_thread("emulator", main):
+        cluster = Cluster(box["url"], box["emulator"])
+        try:
+            yield cluster
+        finally:
+            cluster.close()
+
+
+def running_operator(url: str) -> contextlib.AbstractContextManager[None]:
+    """kopf with the liteshift handlers, in-process, logged in to the emulator at `url`."""
+
+    async def main(ready: threading.Event, stop: threading.Event) -> None:
+        runtime = Runtime(
+            kube=Kube.from_url(url),
+            drift_interval=1.0,
+            connection=kopf.ConnectionInfo(server=url, default_namespace=NAMESPACE),
+        )
+        await kopf.operator(
+            registry=kopf.get_default_registry(),
+            settings=settings_for_tests(),
+            standalone=True,
+            clusterwide=True,
+            memo=kopf.Memo({MEMO_KEY: runtime}),
+            stop_flag=stop,
+            ready_flag=ready,
+        )
+
+    return _in_thread("kopf", main)

@@ -8,7 +8,7 @@ from typing import Any
 from liteshift.operator import reconcile
 from liteshift.operator.kube import Kube
 from liteshift.operator.model import Datastore
-from tests.operator.cluster import NAMESPACE, Cluster, wait_for
+from tests.operator.cluster import NAMESPACE, Cluster, running_operator, wait_for
 
 
 def datastore(name: str, spec: dict[str, Any]) -> dict[str, Any]:
@@ -48,7 +48,7 @@ def env_of(statefulset: dict[str, Any]) -> dict[str, str]:
     return {item["name"]: item.get("value", "") for item in container["env"]}
 
 
-def requests_to(cluster: Cluster, method: str, plural: str, name: str) -> int:
+def requests_to(cluster: Cluster, method: str, plural: str, name: str | None) -> int:
     return sum(
         1
         for request in list(cluster.emulator)
@@ -287,3 +287,26 @@ def test_invalid_spec_yields_a_condition_not_a_crash_loop(cluster: Cluster) -> N
     wait_for(lambda: cluster.get("StatefulSet", "shop"), message="StatefulSet after the fix")
     wait_for(lambda: status_of(cluster, "shop").get("phase") == "Provisioning", message="phase")
     assert condition(cluster, "shop", "Ready")["reason"] == "SidecarNotReady"
+
+
+def test_operator_restart_resumes_without_changes(bare_cluster: Cluster) -> None:
+    with running_operator(bare_cluster.url):
+        bare_cluster.create("Datastore", datastore("shop", {}))
+        wait_for(
+            lambda: status_of(bare_cluster, "shop").get("observedGeneration") == 1, message="1"
+        )
+    settled = {
+        "patches": requests_to(bare_cluster, "PATCH", "statefulsets", "shop"),
+        "reconciled": len(events(bare_cluster, "shop", "Reconciled")),
+        "secret": bare_cluster.get("Secret", "shop-auth"),
+    }
+    with running_operator(bare_cluster.url):
+        # The resume handler runs for the existing Datastore: 409s, comparisons, no changes.
+        wait_for(
+            lambda: requests_to(bare_cluster, "POST", "statefulsets", None) >= 2,
+            message="the resumed reconcile",
+        )
+        time.sleep(2)
+    assert requests_to(bare_cluster, "PATCH", "statefulsets", "shop") == settled["patches"]
+    assert len(events(bare_cluster, "shop", "Reconciled")) == settled["reconciled"]
+    assert bare_cluster.get("Secret", "shop-auth") == settled["secret"]
