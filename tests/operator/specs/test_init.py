@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import kubernetes_validate
 import pytest
+import yaml
 
 from liteshift.operator.model import Datastore
 from liteshift.operator.reconcile import adopt
@@ -76,3 +78,19 @@ def test_media_toggles_the_postgres_mount() -> None:
 
     assert "postgres-dsn" not in volumes(MATRIX["managed-postgres"])
     assert "postgres-dsn" in volumes(MATRIX["managed-postgres-media"])
+
+
+@pytest.mark.parametrize("version", ["1.30", "1.37"])
+def test_objects_of_every_example_validate(version: str) -> None:
+    root = Path(__file__).resolve().parents[3]
+    docs = [
+        doc
+        for path in sorted((root / "examples").glob("*.yaml"))
+        for doc in yaml.safe_load_all(path.read_text())
+        if doc["kind"] == "Datastore"
+    ]
+    assert len(docs) == 3
+    for doc in docs:
+        for engine in ("sqlite", "postgres"):
+            for obj in objects(doc["spec"], engine):
+                kubernetes_validate.validate(obj, version, strict=True)
