@@ -5,7 +5,7 @@ Compared with `cp` (the physical limit; unsafe on a live database), the `sqlite3
 per thread and records every write's latency; the table shows p99/max of the writes that
 started while each method ran, and the largest WAL seen. Medians of `--runs` runs.
 
-    .venv/bin/python bench/backup.py [--runs 3] [--writers 4] [--size-mb 1024]
+    .venv/bin/python bench/backup.py [--runs 3] [--writers 4] [--size-mb 1024] [--load apsw,store]
 
 The database is generated once into $LITESHIFT_BENCH_CACHE (default
 /tmp/liteshift-bench-cache) and reused; under load each run works on a fresh copy of it.
@@ -47,28 +47,26 @@ def cache_dir() -> Path:
 
 
 def generate(path: Path, size_mb: int) -> None:
-    """A WAL-mode store-shaped database of about `size_mb` MB (rows of ~1 KB, two indexes)."""
+    """A store database (real migrations) of about `size_mb` MB, mostly ~1 KB messages."""
+    from liteshift.store import open_store
+
     tmp = path.with_suffix(".tmp")
     for suffix in ("", "-wal", "-shm"):
         Path(f"{tmp}{suffix}").unlink(missing_ok=True)
+    open_store(f"sqlite://{tmp}", migrate=True).close()
     conn = apsw.Connection(str(tmp))
-    conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=OFF")
-    conn.execute(
-        "CREATE TABLE messages (id TEXT PRIMARY KEY, channel TEXT NOT NULL, body TEXT NOT NULL,"
-        " created_at TEXT NOT NULL);"
-        "CREATE INDEX messages_channel_created ON messages (channel, created_at);"
-        "CREATE TABLE events (seq INTEGER PRIMARY KEY, kind TEXT NOT NULL, payload TEXT NOT NULL);"
-    )
     batch = 50_000
     done = 0
     while path_size(tmp) < size_mb * 1024 * 1024:
         with conn:
             conn.execute(
                 "WITH RECURSIVE n(x) AS (SELECT ? UNION ALL SELECT x + 1 FROM n WHERE x < ?) "
-                "INSERT INTO messages SELECT printf('m%012d', x), 'c' || (x % 97), "
-                "hex(randomblob(400)) || ' ' || hex(randomblob(50)), "
-                "strftime('%Y-%m-%dT%H:%M:%fZ', 'now', printf('-%d seconds', x)) FROM n",
+                "INSERT INTO messages (id, conversation_id, role, sender, content, metadata, "
+                "created_at) SELECT printf('00000000-0000-4000-8000-%012d', x), "
+                "'conv-' || (x % 997), 'user', NULL, "
+                "hex(randomblob(400)) || ' ' || hex(randomblob(50)), '{}', "
+                "strftime('%Y-%m-%dT%H:%M:%fZ', '2026-01-01', printf('+%d seconds', x)) FROM n",
                 (done, done + batch - 1),
             )
         done += batch
@@ -86,30 +84,54 @@ def path_size(path: Path) -> int:
 # --- write load (a separate process, so the GIL of the measured process is not shared) ------
 
 
-def _writer_process(db: str, threads: int, conn_out: Connection, ready: Any, stop: Any) -> None:
+def _writer_process(  # noqa: PLR0917 - a multiprocessing target takes positionals
+    db: str, threads: int, mode: str, conn_out: Connection, ready: Any, stop: Any
+) -> None:
+    """Writers in their own process: `apsw` = one connection per thread (synchronous=NORMAL,
+    checkpoints on a separate thread); `store` = liteshift's store (one group-commit writer,
+    synchronous=FULL, as the sidecar runs it)."""
     samples: list[tuple[float, float]] = []
     errors: list[str] = []
     lock = threading.Lock()
+    store = None
+    if mode == "store":
+        from liteshift.store import open_store
+        from liteshift.store.models import EventIn
+
+        store = open_store(f"sqlite://{db}")
+
+    def insert_apsw(conn: apsw.Connection, n: int) -> None:
+        conn.execute(
+            "INSERT INTO events (id, type, subject_id, payload, created_at) "
+            "VALUES (lower(hex(randomblob(16))), ?, NULL, ?, "
+            "strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))",
+            (f"w{n}", "x" * 200),
+        )
 
     def write(n: int) -> None:
-        conn = apsw.Connection(db)
-        conn.set_busy_timeout(5000)
-        conn.execute("PRAGMA synchronous=NORMAL")
-        # Checkpoints run off the write path, as a store's writer should (see docs/backup.md).
-        conn.execute("PRAGMA wal_autocheckpoint=0")
+        conn = None
+        if store is None:
+            conn = apsw.Connection(db)
+            conn.set_busy_timeout(5000)
+            conn.execute("PRAGMA synchronous=NORMAL")
+            # Checkpoints off the write path, as the store's writer does (docs/backup.md).
+            conn.execute("PRAGMA wal_autocheckpoint=0")
         local: list[tuple[float, float]] = []
         try:
             while not stop.is_set():
                 started = time.monotonic()
-                conn.execute(
-                    "INSERT INTO events (kind, payload) VALUES (?, ?)", (f"w{n}", "x" * 200)
-                )
+                if conn is not None:
+                    insert_apsw(conn, n)
+                else:
+                    assert store is not None
+                    store.append_event(EventIn(type=f"w{n}", payload={"x": "x" * 200}))
                 local.append((started, time.monotonic() - started))
                 time.sleep(0.001)
-        except apsw.Error as exc:
+        except Exception as exc:
             errors.append(f"{type(exc).__name__}: {exc}")
         finally:
-            conn.close()
+            if conn is not None:
+                conn.close()
             with lock:
                 samples.extend(local)
 
@@ -120,12 +142,15 @@ def _writer_process(db: str, threads: int, conn_out: Connection, ready: Any, sto
         conn.close()
 
     workers = [threading.Thread(target=write, args=(n,)) for n in range(threads)]
-    workers.append(threading.Thread(target=checkpoint))
+    if store is None:
+        workers.append(threading.Thread(target=checkpoint))
     for worker in workers:
         worker.start()
     ready.set()
     for worker in workers:
         worker.join()
+    if store is not None:
+        store.close()
     conn_out.send((samples, errors))
     conn_out.close()
 
@@ -134,6 +159,7 @@ def _writer_process(db: str, threads: int, conn_out: Connection, ready: Any, sto
 class Load:
     db: Path
     threads: int
+    mode: str
     samples: list[tuple[float, float]] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
 
@@ -142,7 +168,8 @@ class Load:
         self._recv, send = ctx.Pipe(duplex=False)
         self._ready, self._stop = ctx.Event(), ctx.Event()
         self._proc = ctx.Process(
-            target=_writer_process, args=(str(self.db), self.threads, send, self._ready, self._stop)
+            target=_writer_process,
+            args=(str(self.db), self.threads, self.mode, send, self._ready, self._stop),
         )
         self._proc.start()
         self._ready.wait(30)
@@ -277,7 +304,9 @@ def run_idle(src: Path, out: Path, runs: int) -> list[Row]:
     return [*rows, verify_row]
 
 
-def run_load(cached: Path, work: Path, out: Path, runs: int, threads: int) -> list[Row]:
+def run_load(
+    cached: Path, work: Path, out: Path, *, runs: int, threads: int, mode: str
+) -> list[Row]:
     methods: list[tuple[str, Callable[[Path, Path], None]]] = [
         ("no backup (writers alone, 3 s)", lambda s, o: time.sleep(3)),
         ("cp (unsafe live)", m_cp),
@@ -285,14 +314,15 @@ def run_load(cached: Path, work: Path, out: Path, runs: int, threads: int) -> li
         ("VACUUM INTO", m_vacuum_into),
         ("liteshift create (copy+quick_check+sha256+manifest)", m_liteshift),
     ]
-    rows = [Row(name, f"{threads} writers") for name, _ in methods]
+    label = f"{threads} store writers (FULL)" if mode == "store" else f"{threads} writers"
+    rows = [Row(name, label) for name, _ in methods]
     for run in range(runs):
         for row, (_, fn) in zip(rows, methods, strict=True):
             db = work / "live.db"
             for suffix in ("", "-wal", "-shm"):
                 Path(f"{db}{suffix}").unlink(missing_ok=True)
             shutil.copyfile(cached, db)
-            with Load(db, threads) as load, WalPeak(db) as wal:
+            with Load(db, threads, mode) as load, WalPeak(db) as wal:
                 try:
                     seconds, start, end = timed(lambda fn=fn, db=db: fn(db, out))  # type: ignore[misc]
                     row.seconds.append(seconds)
@@ -307,7 +337,7 @@ def run_load(cached: Path, work: Path, out: Path, runs: int, threads: int) -> li
                 row.max.append(lat[-1] * 1000)
             row.wal.append(wal.peak)
             clean(out)
-        print(f"  load run {run + 1}/{runs} done", file=sys.stderr)
+        print(f"  {mode} load run {run + 1}/{runs} done", file=sys.stderr)
     return rows
 
 
@@ -346,9 +376,14 @@ def main() -> None:
     parser.add_argument("--writers", type=int, default=4)
     parser.add_argument("--size-mb", type=int, default=1024)
     parser.add_argument("--skip-load", action="store_true")
+    parser.add_argument(
+        "--load",
+        default="apsw,store",
+        help="write loads: apsw (a connection per thread), store (liteshift's group commit)",
+    )
     args = parser.parse_args()
 
-    cached = cache_dir() / f"backup-{args.size_mb}mb.db"
+    cached = cache_dir() / f"backup-store-{args.size_mb}mb.db"
     if not cached.exists():
         print(f"generating {cached} (once) …", file=sys.stderr)
         generate(cached, args.size_mb)
@@ -362,7 +397,8 @@ def main() -> None:
         subprocess.run(["cat", str(cached)], stdout=subprocess.DEVNULL, check=True)
         rows = run_idle(cached, out, args.runs)
         if not args.skip_load:
-            rows += run_load(cached, work, out, args.runs, args.writers)
+            for mode in args.load.split(","):
+                rows += run_load(cached, work, out, runs=args.runs, threads=args.writers, mode=mode)
     reference = med(next(r for r in rows if r.name == "sqlite3 .backup").seconds) or 1.0
     load = os.getloadavg()
     print(
