@@ -27,8 +27,8 @@ COMPONENT = "sidecar"
 PORT = 8080
 DATA_DIR = "/data"
 SQLITE_PATH = f"{DATA_DIR}/liteshift.db"
-# sqlite:/// plus an absolute path: four slashes in all.
-SQLITE_URL = f"sqlite:///{SQLITE_PATH}"
+# sqlite:// plus the absolute path, as file:// URLs do (see docs/configuration.md).
+SQLITE_URL = f"sqlite://{SQLITE_PATH}"
 BACKUP_DIR = "/backups"
 AUTH_DIR = "/etc/liteshift/auth"
 POSTGRES_DIR = "/etc/liteshift/postgres"

@@ -7,6 +7,7 @@ from typing import Any
 from liteshift.operator.image import DEFAULT_IMAGE
 from liteshift.operator.model import Datastore
 from liteshift.operator.specs.sidecar import build_service, build_statefulset, endpoint
+from liteshift.store.urls import parse_url
 
 
 def ds(spec: dict[str, Any] | None = None) -> Datastore:
@@ -55,7 +56,7 @@ def test_sqlite_only_environment_follows_the_configuration_contract() -> None:
         "LITESHIFT_API_TOKEN_FILE": "/etc/liteshift/auth/api-token",
         "LITESHIFT_BACKUP_DIR": "/backups",
         "LITESHIFT_DATASTORE": "shop",
-        "LITESHIFT_DB_URL": "sqlite:////data/liteshift.db",
+        "LITESHIFT_DB_URL": "sqlite:///data/liteshift.db",
         "LITESHIFT_HOST": "0.0.0.0",
         "LITESHIFT_LOG_FORMAT": "json",
         "LITESHIFT_MIGRATE_ON_START": "true",
@@ -179,7 +180,7 @@ def test_media_mounts_the_external_dsn_secret() -> None:
     sts = build_statefulset(store)
     assert env(sts)["IMAGE_PROCESSING_ENABLED"] == "true"
     assert env(sts)["LITESHIFT_MEDIA_DB_URL_FILE"] == "/etc/liteshift/postgres/dsn"
-    assert env(sts)["LITESHIFT_DB_URL"] == "sqlite:////data/liteshift.db"
+    assert env(sts)["LITESHIFT_DB_URL"] == "sqlite:///data/liteshift.db"
     volumes = {v["name"]: v for v in sts["spec"]["template"]["spec"]["volumes"]}
     assert volumes["postgres-dsn"] == {
         "name": "postgres-dsn",
@@ -197,3 +198,9 @@ def test_builders_are_pure() -> None:
     store = ds({"postgres": {"mode": "managed"}, "media": {"enabled": True}})
     assert build_statefulset(store) == build_statefulset(store)
     assert build_service(store) == build_service(store)
+
+
+def test_sqlite_url_names_the_file_on_the_data_volume() -> None:
+    # The store's own URL parser is the judge of what the sidecar will open.
+    parsed = parse_url(env(build_statefulset(ds()))["LITESHIFT_DB_URL"])
+    assert (parsed.engine, parsed.target) == ("sqlite", "/data/liteshift.db")
