@@ -310,3 +310,33 @@ def test_operator_restart_resumes_without_changes(bare_cluster: Cluster) -> None
     assert requests_to(bare_cluster, "PATCH", "statefulsets", "shop") == settled["patches"]
     assert len(events(bare_cluster, "shop", "Reconciled")) == settled["reconciled"]
     assert bare_cluster.get("Secret", "shop-auth") == settled["secret"]
+
+
+def test_missing_referenced_secrets_are_reported_until_they_exist(cluster: Cluster) -> None:
+    spec = {
+        "auth": {"secretRef": {"name": "shop-tokens"}},
+        "postgres": {"mode": "external", "external": {"dsnSecretRef": {"name": "shop-pg"}}},
+    }
+    cluster.create("Datastore", datastore("shop", spec))
+    wait_for(
+        lambda: condition(cluster, "shop", "Ready").get("reason") == "SecretMissing",
+        message="SecretMissing",
+    )
+    message = condition(cluster, "shop", "Ready")["message"]
+    assert "'shop-tokens' named in spec.auth.secretRef does not exist" in message
+    assert "'shop-pg' with key 'dsn'" in message
+    assert wait_for(lambda: events(cluster, "shop", "SecretMissing"), message="Warning event")
+    assert cluster.get("Secret", "shop-auth") is None  # a referenced Secret is never generated
+    statefulset = cluster.get("StatefulSet", "shop")
+    assert statefulset is not None  # pods wait for the Secret; the rest is in place
+
+    for name, data in (("shop-tokens", {"api-token": "YQ==", "admin-token": "Yg=="}),
+                       ("shop-pg", {"dsn": "cG9zdGdyZXNxbDovL3g="})):  # fmt: skip
+        cluster.create(
+            "Secret",
+            {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name}, "data": data},
+        )
+    wait_for(
+        lambda: condition(cluster, "shop", "Ready").get("reason") == "SidecarNotReady",
+        message="the drift check to notice the Secrets",
+    )
