@@ -28,9 +28,11 @@ class InvalidManifest(BackupError):
 
     code = "invalid_manifest"
 
-    def __init__(self, path: Path, reason: str) -> None:
+    def __init__(self, path: Path, reason: str, *, newer_format: bool = False) -> None:
         self.path = path
         self.reason = reason
+        #: Written by a newer liteshift: intact as far as we know, just not readable here.
+        self.newer_format = newer_format
         super().__init__(f"backup manifest {path} is not usable: {reason}")
 
 

@@ -48,6 +48,8 @@ class BackupEntry:
     problem: str | None
     #: created_at from the manifest, else from the directory name, else its mtime.
     created_at: datetime
+    #: The manifest comes from a newer liteshift: not ours to judge (or to prune).
+    newer_format: bool = False
 
     @property
     def complete(self) -> bool:
@@ -69,7 +71,7 @@ def _entry(path: Path) -> BackupEntry:
     try:
         manifest = read_manifest(path)
     except InvalidManifest as exc:
-        return BackupEntry(path, None, exc.reason, _time_of(path))
+        return BackupEntry(path, None, exc.reason, _time_of(path), exc.newer_format)
     if not (path / manifest.file).is_file():
         return BackupEntry(path, None, f"data file {manifest.file} is missing", _time_of(path))
     return BackupEntry(path, manifest, None, manifest.created_at)

@@ -66,8 +66,11 @@ class Manifest:
             raise InvalidManifest(where, "not a JSON object")
         version = data.get("format_version")
         if version != FORMAT_VERSION:
+            newer = isinstance(version, int) and version > FORMAT_VERSION
             raise InvalidManifest(
-                where, f"format_version {version!r}, this liteshift reads {FORMAT_VERSION}"
+                where,
+                f"format_version {version!r}, this liteshift reads {FORMAT_VERSION}",
+                newer_format=newer,
             )
 
         def need(key: str, kind: type | tuple[type, ...]) -> Any:

@@ -4,7 +4,8 @@ Rules, per datastore (one directory may hold several):
 - a complete backup is deleted when it is not among the newest `keep_last`, or older than
   `max_age` — except the newest complete backup, which is never deleted (backups that stopped
   arriving must not age the last good one away);
-- an incomplete backup (no readable manifest or no data file) is deleted;
+- an incomplete backup (no readable manifest or no data file) is deleted — but one whose
+  manifest comes from a newer liteshift (higher format_version) is left alone;
 - an abandoned `.partial-*` directory older than `PARTIAL_GRACE` is deleted.
 Every deletion really happens (`shutil.rmtree`) and is logged, one structured line each.
 """
@@ -90,9 +91,11 @@ def plan_prune(
                 kept.append(entry)
             else:
                 deleted.append(Deletion(entry.path, reason))
-        deleted.extend(
-            Deletion(e.path, f"incomplete: {e.problem}") for e in group if not e.complete
-        )
+        for entry in group:
+            if entry.newer_format:
+                kept.append(entry)
+            elif not entry.complete:
+                deleted.append(Deletion(entry.path, f"incomplete: {entry.problem}"))
     kept.sort(key=lambda e: (e.created_at, e.name))
     return kept, deleted
 

@@ -146,6 +146,7 @@ def list_command(directory: Path, datastore: str | None, as_json: bool) -> None:
                         "path": str(entry.path),
                         "complete": entry.complete,
                         "problem": entry.problem,
+                        "newer_format": entry.newer_format,
                         "manifest": entry.manifest.to_json() if entry.manifest else None,
                     }
                 )
@@ -158,7 +159,12 @@ def list_command(directory: Path, datastore: str | None, as_json: bool) -> None:
         created = entry.created_at.strftime("%Y-%m-%d %H:%M:%S")
         m = entry.manifest
         if m is None:
-            table.add_row(entry.name, created, "-", "-", "-", "-", f"incomplete: {entry.problem}")
+            status = (
+                f"newer liteshift: {entry.problem}"
+                if entry.newer_format
+                else f"incomplete: {entry.problem}"
+            )
+            table.add_row(entry.name, created, "-", "-", "-", "-", status)
             continue
         table.add_row(
             entry.name,

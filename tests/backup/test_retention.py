@@ -119,3 +119,20 @@ def test_parse_age(text: str, seconds: int) -> None:
 def test_parse_age_refuses(text: str) -> None:
     with pytest.raises(InvalidBackupOption):
         parse_age(text)
+
+
+def test_backups_of_a_newer_liteshift_are_left_alone(
+    store_file: tuple[Path, dict[str, int]], tmp_path: Path
+) -> None:
+    dest = tmp_path / "b"
+    newer = create_backup(f"sqlite://{store_file[0]}", dest).id
+    create_backup(f"sqlite://{store_file[0]}", dest)
+    path = dest / newer / MANIFEST_NAME
+    data = json.loads(path.read_text())
+    data["format_version"] = 2
+    path.write_text(json.dumps(data))
+    (entry,) = [e for e in list_backups(dest) if e.name == newer]
+    assert (entry.complete, entry.newer_format) == (False, True)
+    result = prune_backups(dest, keep_last=1)
+    assert result.deleted == []
+    assert len(list(dest.iterdir())) == 2
