@@ -58,7 +58,10 @@ def generate(path: Path, size_mb: int) -> None:
     conn.execute("PRAGMA synchronous=OFF")
     batch = 50_000
     done = 0
-    while path_size(tmp) < size_mb * 1024 * 1024:
+    while (
+        conn.execute("SELECT page_count * page_size FROM pragma_page_count, pragma_page_size").get
+        < size_mb * 1024 * 1024
+    ):
         with conn:
             conn.execute(
                 "WITH RECURSIVE n(x) AS (SELECT ? UNION ALL SELECT x + 1 FROM n WHERE x < ?) "
@@ -73,12 +76,6 @@ def generate(path: Path, size_mb: int) -> None:
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     conn.close()
     os.replace(tmp, path)
-
-
-def path_size(path: Path) -> int:
-    return sum(
-        Path(f"{path}{s}").stat().st_size for s in ("", "-wal") if Path(f"{path}{s}").exists()
-    )
 
 
 # --- write load (a separate process, so the GIL of the measured process is not shared) ------
