@@ -1,0 +1,259 @@
+"""The loose-data scan: every value SQLite accepted that Postgres would reject or change.
+
+SQLite is forgiving (a non-STRICT table keeps text in an INTEGER column, TEXT may hold invalid
+UTF-8 or NUL, JSON is just text); Postgres is not, or silently changes the value (jsonb keeps
+the last of duplicate keys). The scan reads every row of the snapshot BEFORE any data moves and
+reports each bad value as (table, key, column, reason); a non-empty report makes the promotion
+refuse instead of dropping or altering data. The same pass computes the SQLite side of the
+verification checksums (`liteshift.store.checksum`), from the same snapshot the copy reads.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import struct
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from liteshift.promotion.errors import LooseData
+from liteshift.store.checksum import (
+    NULL,
+    RowHasher,
+    TableChecksum,
+    canonical_text,
+    jsonb_text,
+    numeric_token,
+    vector_hex,
+)
+from liteshift.store.transfer import (
+    DOMAIN_TABLES,
+    Column,
+    Progress,
+    SqliteSnapshot,
+    TableSpec,
+    canonical_timestamp,
+)
+
+#: Problems kept in the report (all are counted); enough to show the pattern.
+MAX_LISTED = 1000
+INT32 = (-(2**31), 2**31 - 1)
+
+
+@dataclass(frozen=True)
+class LooseValue:
+    table: str
+    key: str
+    column: str
+    reason: str
+
+    def to_status(self) -> dict[str, str]:
+        return {"table": self.table, "key": self.key, "column": self.column, "reason": self.reason}
+
+
+@dataclass
+class LooseDataReport:
+    """Every value that cannot move unchanged; `total` counts them all, `values` lists some."""
+
+    values: list[LooseValue] = field(default_factory=list)
+    total: int = 0
+    rows_scanned: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.total == 0
+
+    def add(self, value: LooseValue) -> None:
+        self.total += 1
+        if len(self.values) < MAX_LISTED:
+            self.values.append(value)
+
+    def summary(self) -> str:
+        if self.ok:
+            return f"{self.rows_scanned} rows scanned, every value moves unchanged"
+        first = self.values[0]
+        return (
+            f"{self.total} value(s) SQLite accepted that Postgres would reject or change, "
+            f"e.g. {first.table} {first.key!r} column {first.column}: {first.reason}; "
+            "fix them in SQLite first (`liteshift promote --dry-run` lists them)"
+        )
+
+    def raise_if_loose(self) -> None:
+        if not self.ok:
+            raise LooseData(self, self.summary())
+
+
+@dataclass
+class ScanResult:
+    report: LooseDataReport
+    #: The SQLite side of the verification, per table, from the scanned snapshot.
+    checksums: dict[str, TableChecksum]
+
+
+class _Problem(Exception):
+    pass
+
+
+def _pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+    seen: dict[str, Any] = {}
+    for key, value in items:
+        if key in seen:
+            raise _Problem(f"duplicate JSON key {key!r} (jsonb keeps only the last one)")
+        seen[key] = value
+    return seen
+
+
+def _constant(token: str) -> Any:
+    raise _Problem(f"JSON {token} (jsonb has no NaN or Infinity)")
+
+
+def _text(typ: str, raw: Any, what: str = "text") -> str:
+    if typ != "text":
+        shown = raw if not isinstance(raw, bytes) else f"x'{raw[:16].hex()}'"
+        raise _Problem(f"{typ} value {str(shown)[:40]!r} in a {what} column")
+    try:
+        value = bytes(raw).decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise _Problem(f"invalid UTF-8 at byte {exc.start}") from None
+    if "\x00" in value:
+        raise _Problem(f"NUL character (\\x00) at position {value.index(chr(0))}")
+    return value
+
+
+def _checker(
+    column: Column, dimension_index: int | None
+) -> Callable[[str, Any, tuple[Any, ...]], str]:
+    """A function (typeof, raw value, whole typed row) → canonical text; raises _Problem."""
+    nullable = column.nullable
+
+    def null() -> str:
+        if nullable:
+            return NULL
+        raise _Problem("NULL, but the Postgres column is NOT NULL")
+
+    if column.kind == "text":
+
+        def text(typ: str, raw: Any, row: tuple[Any, ...]) -> str:
+            return null() if typ == "null" else canonical_text(_text(typ, raw))
+
+        return text
+    if column.kind == "integer":
+
+        def integer(typ: str, raw: Any, row: tuple[Any, ...]) -> str:
+            if typ == "null":
+                return null()
+            if typ != "integer":
+                shown = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
+                raise _Problem(f"{typ} value {str(shown)[:40]!r} in an integer column")
+            if not INT32[0] <= raw <= INT32[1]:
+                raise _Problem(f"{raw} is outside the Postgres integer range")
+            return str(raw)
+
+        return integer
+    if column.kind == "timestamp":
+
+        def timestamp(typ: str, raw: Any, row: tuple[Any, ...]) -> str:
+            if typ == "null":
+                return null()
+            value = _text(typ, raw, "timestamp")
+            canonical = canonical_timestamp(value)
+            if canonical is None:
+                raise _Problem(
+                    f"{value[:40]!r} is not an ISO-8601 timestamp with a UTC offset "
+                    "in the years 1..9999"
+                )
+            return canonical
+
+        return timestamp
+    if column.kind == "json":
+
+        def json_column(typ: str, raw: Any, row: tuple[Any, ...]) -> str:
+            if typ == "null":
+                return null()
+            value = _text(typ, raw, "JSON")
+            if "\\u0000" in value:
+                raise _Problem("JSON \\u0000 escape (jsonb rejects it)")
+            try:
+                parsed = json.loads(
+                    value,
+                    object_pairs_hook=_pairs,
+                    parse_constant=_constant,
+                    parse_float=numeric_token,
+                )
+            except _Problem:
+                raise
+            except (ValueError, RecursionError) as exc:
+                raise _Problem(f"not valid JSON: {str(exc)[:80]}") from None
+            canonical = jsonb_text(parsed)
+            try:
+                canonical.encode("utf-8")
+            except UnicodeEncodeError:
+                raise _Problem("JSON string with a lone surrogate escape") from None
+            return canonical
+
+        return json_column
+
+    def vector(typ: str, raw: Any, row: tuple[Any, ...]) -> str:
+        if typ == "null":
+            return null()
+        if typ != "blob":
+            raise _Problem(f"{typ} value in a vector (float32 BLOB) column")
+        blob = bytes(raw)
+        if len(blob) % 4:
+            raise _Problem(f"{len(blob)} bytes is not a whole number of float32 values")
+        if dimension_index is not None:
+            dim_type, dim = row[2 * dimension_index + 1], row[2 * dimension_index + 2]
+            if dim_type == "integer" and len(blob) != 4 * dim:
+                raise _Problem(f"{len(blob) // 4} values, but the row's dimension is {dim}")
+        values = struct.unpack(f"<{len(blob) // 4}f", blob)
+        if not all(map(math.isfinite, values)):
+            raise _Problem("NaN or Infinity in the vector (distances would be undefined)")
+        return vector_hex(blob)
+
+    return vector
+
+
+def scan(
+    snapshot: SqliteSnapshot,
+    tables: Sequence[TableSpec] = DOMAIN_TABLES,
+    *,
+    progress: Progress | None = None,
+) -> ScanResult:
+    """Check every value of every table in the snapshot; compute the source checksums."""
+    report = LooseDataReport()
+    checksums: dict[str, TableChecksum] = {}
+    for spec in tables:
+        names = spec.column_names
+        dimension = names.index("dimension") if "dimension" in names else None
+        checkers = [_checker(c, dimension) for c in spec.columns]
+        key_index = names.index(spec.key)
+        hasher = RowHasher(spec)
+        total = snapshot.count(spec)
+        if progress:
+            progress(spec.name, 0, total)
+        done = 0
+        for row in snapshot.typed_rows(spec):
+            canonical: list[str] = []
+            for i, check in enumerate(checkers):
+                try:
+                    canonical.append(check(row[2 * i + 1], row[2 * i + 2], row))
+                except _Problem as problem:
+                    report.add(LooseValue(spec.name, _key(row, key_index), names[i], str(problem)))
+            if len(canonical) == len(checkers):
+                hasher.add(canonical)
+            done += 1
+            if progress and done % 10_000 == 0:
+                progress(spec.name, done, total)
+        if progress:
+            progress(spec.name, done, total)
+        report.rows_scanned += done
+        checksums[spec.name] = hasher.result()
+    return ScanResult(report, checksums)
+
+
+def _key(row: tuple[Any, ...], key_index: int) -> str:
+    raw = row[2 * key_index + 2]
+    if isinstance(raw, bytes):
+        return raw.decode("utf-8", "backslashreplace")
+    return f"rowid {row[0]}" if raw is None else str(raw)

@@ -1,0 +1,191 @@
+"""Per-table checksums computed THE SAME WAY on SQLite and on Postgres.
+
+A table's checksum is the row count plus the sum, modulo 2**64, of a 64-bit hash of each
+row: the first 8 bytes of the md5 of the row's canonical text, read as a signed big-endian
+integer. A sum does not depend on row order, so neither engine has to sort (key order differs
+between SQLite's binary and a non-C collation anyway), and Postgres computes its side inside
+one SQL aggregate (5.1 s per 1M rows vs 24 s re-formatting values in Python, issue 6).
+
+The canonical text of a row is its columns joined by U+001F, NULL as `\\N`, each column in
+the form Postgres can produce in SQL and SQLite's stored value maps to exactly:
+
+- text: `<length in characters>:<text>` (the length makes the join unambiguous);
+- integer: decimal;
+- timestamp: `YYYY-MM-DDTHH:MM:SS.ffffffZ` in UTC (what the SQLite store stores);
+- JSON: jsonb's own output (`jsonb::text`): keys ordered by byte length then bytes, `", "`
+  and `": "` separators, numbers as Postgres numeric prints them. The SQLite side parses its
+  JSON text and prints it that way (`jsonb_text`);
+- vector: the float32 values as big-endian hex (`float4send`), element after element.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import struct
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from liteshift.store.transfer import TableSpec
+
+MODULUS = 2**64
+SEPARATOR = "\x1f"
+NULL = "\\N"
+
+
+@dataclass(frozen=True)
+class TableChecksum:
+    table: str
+    rows: int
+    checksum: int
+
+    @property
+    def hex(self) -> str:
+        return f"{self.checksum:016x}"
+
+
+class _Number(str):
+    """A JSON number token kept as Postgres numeric would print it."""
+
+    __slots__ = ()
+
+
+#: Postgres numeric limits: 131072 digits before the decimal point, 16383 after.
+_MAX_ADJUSTED = 131_071
+_MIN_EXPONENT = -16_383
+
+
+def numeric_token(token: str) -> _Number:
+    """A JSON number token as Postgres numeric prints it; raises ValueError out of range."""
+    value = Decimal(token)
+    exponent = value.as_tuple().exponent
+    if value.adjusted() > _MAX_ADJUSTED or (isinstance(exponent, int) and exponent < _MIN_EXPONENT):
+        raise ValueError(f"number {token[:40]} is outside the range of Postgres numeric")
+    if value.is_zero():
+        value = abs(value)  # numeric has no negative zero
+    return _Number(format(value, "f"))
+
+
+def _dump(value: Any, out: list[str]) -> None:
+    if isinstance(value, str):
+        if isinstance(value, _Number):
+            out.append(value)
+        else:
+            out.append(json.dumps(value, ensure_ascii=False))
+    elif isinstance(value, dict):
+        out.append("{")
+        first = True
+        for key in sorted(value, key=lambda k: (len(k.encode("utf-8")), k.encode("utf-8"))):
+            if not first:
+                out.append(", ")
+            first = False
+            out.append(json.dumps(key, ensure_ascii=False))
+            out.append(": ")
+            _dump(value[key], out)
+        out.append("}")
+    elif isinstance(value, list):
+        out.append("[")
+        for i, item in enumerate(value):
+            if i:
+                out.append(", ")
+            _dump(item, out)
+        out.append("]")
+    elif value is True:
+        out.append("true")
+    elif value is False:
+        out.append("false")
+    elif value is None:
+        out.append("null")
+    else:
+        out.append(str(value))  # int
+
+
+def parse_json(raw: str) -> Any:
+    """Parse JSON text keeping numbers as Postgres numeric prints them (used by `jsonb_text`)."""
+    return json.loads(raw, parse_float=numeric_token)
+
+
+def jsonb_text(value: Any) -> str:
+    """`jsonb::text` of a value parsed by `parse_json`."""
+    out: list[str] = []
+    _dump(value, out)
+    return "".join(out)
+
+
+def vector_hex(blob: bytes) -> str:
+    """A little-endian float32 BLOB as Postgres `float4send` hex of each element."""
+    count = len(blob) // 4
+    return struct.pack(f">{count}f", *struct.unpack(f"<{count}f", blob)).hex()
+
+
+def row_hash(canonical: str) -> int:
+    return int.from_bytes(
+        hashlib.md5(canonical.encode("utf-8"), usedforsecurity=False).digest()[:8],
+        "big",
+        signed=True,
+    )
+
+
+class RowHasher:
+    """The SQLite side: feed canonical column texts row by row, then read `result()`."""
+
+    def __init__(self, spec: TableSpec) -> None:
+        self.spec = spec
+        self.rows = 0
+        self.total = 0
+
+    def add(self, canonical_columns: Sequence[str]) -> None:
+        self.total += row_hash(SEPARATOR.join(canonical_columns))
+        self.rows += 1
+
+    def result(self) -> TableChecksum:
+        return TableChecksum(self.spec.name, self.rows, self.total % MODULUS)
+
+
+def canonical_text(value: str | None) -> str:
+    return NULL if value is None else f"{len(value)}:{value}"
+
+
+def _pg_column(spec_kind: str, name: str) -> sql.Composable:
+    col = sql.Identifier(name)
+    if spec_kind == "text":
+        expr = sql.SQL("length({c})::text || ':' || {c}").format(c=col)
+    elif spec_kind == "integer":
+        expr = sql.SQL("{c}::text").format(c=col)
+    elif spec_kind == "timestamp":
+        expr = sql.SQL(
+            "to_char({c} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
+        ).format(c=col)
+    elif spec_kind == "json":
+        expr = sql.SQL("{c}::text").format(c=col)
+    else:
+        expr = sql.SQL(
+            "(SELECT string_agg(encode(float4send(e), 'hex'), '' ORDER BY i) "
+            "FROM unnest({c}) WITH ORDINALITY AS u(e, i))"
+        ).format(c=col)
+    return sql.SQL("coalesce({}, {})").format(expr, sql.Literal(NULL))
+
+
+def checksum_query(spec: TableSpec) -> sql.Composed:
+    """The aggregate computing `spec`'s count and checksum inside Postgres."""
+    row = sql.SQL("concat_ws({}, {})").format(
+        sql.Literal(SEPARATOR),
+        sql.SQL(", ").join(_pg_column(c.kind, c.name) for c in spec.columns),
+    )
+    return sql.SQL(
+        "SELECT count(*), coalesce(sum(('x' || left(md5({}), 16))::bit(64)::bigint::numeric), 0) "
+        "FROM {}"
+    ).format(row, sql.Identifier(spec.name))
+
+
+def postgres_checksum(conn: psycopg.Connection[Any], spec: TableSpec) -> TableChecksum:
+    """Count and checksum of one table on Postgres (one aggregate query)."""
+    row = conn.execute(checksum_query(spec)).fetchone()
+    conn.rollback()
+    assert row is not None
+    return TableChecksum(spec.name, int(row[0]), int(row[1]) % MODULUS)
