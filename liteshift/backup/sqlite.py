@@ -75,7 +75,11 @@ def copy_and_check(
 
 def check_restored(path: Path, *, full: bool, expected: dict[str, int]) -> CopyFacts:
     """Check a restored file and compare its row counts with the manifest's; raises on mismatch."""
-    facts = inspect_copy(path, full=full)
+    return raise_for(path, inspect_copy(path, full=full), expected)
+
+
+def raise_for(path: Path, facts: CopyFacts, expected: dict[str, int]) -> CopyFacts:
+    """Raise IntegrityCheckFailed or RowCountMismatch for what `inspect_copy` found at `path`."""
     if not facts.check.ok:
         raise IntegrityCheckFailed(path, facts.check.kind, facts.check.summary)
     compare_counts(str(path), expected, facts.row_counts)
