@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -139,6 +140,8 @@ class Metrics:
             registry=r,
         ).labels(*self.labels)
         self._stats_collector: _StoreStatsCollector | None = None
+        # labels() costs a lock and a dict lookup per call: keep each (op, kind) child.
+        self._durations: dict[tuple[str, str], Any] = {}
 
     def set_engine(self, engine: str) -> None:
         """Mark `engine` as the one serving (the other engine's series drops to 0)."""
@@ -162,9 +165,11 @@ class Metrics:
 
     def observe(self, sample: OpSample) -> None:
         """The store observer hook: called after every store operation, from any thread."""
-        self._query_duration.labels(*self.labels, sample.op, sample.kind).observe(
-            sample.duration_seconds
-        )
+        key = (sample.op, sample.kind)
+        child = self._durations.get(key)
+        if child is None:
+            child = self._durations[key] = self._query_duration.labels(*self.labels, *key)
+        child.observe(sample.duration_seconds)
         if sample.busy_errors:
             self.busy_errors.inc(sample.busy_errors)
         if sample.kind == "write":
