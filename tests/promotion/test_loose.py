@@ -1,0 +1,143 @@
+"""Loose SQLite data is reported per row before anything moves, and the promotion refuses.
+
+The loose values are written with raw APSW, bypassing the store's validation, as an older
+version, a hand-written script or another tool could have done.
+"""
+
+from __future__ import annotations
+
+import re
+import struct
+from pathlib import Path
+
+import apsw
+import psycopg
+import pytest
+
+from liteshift.promotion.errors import LooseData
+from liteshift.promotion.loose import scan
+from liteshift.promotion.offline import promote_offline
+from liteshift.store.migrations import migrations_dir
+from liteshift.store.transfer import DOMAIN_TABLES, SqliteSnapshot
+
+TS = "2026-01-01T00:00:00.000000Z"
+
+
+def _legacy_schema() -> str:
+    """The core tables as a forgiving legacy file would have them: no STRICT, no NOT NULL."""
+    ddl = (migrations_dir() / "0001_core.sqlite.up.sql").read_text()
+    ddl = ddl.replace(") STRICT;", ");")
+    return re.sub(r"(?<!PRIMARY KEY) NOT NULL", "", ddl)
+
+
+def test_every_kind_of_loose_value_is_reported_per_row(tmp_path: Path) -> None:
+    path = tmp_path / "legacy.db"
+    conn = apsw.Connection(str(path))
+    conn.execute(_legacy_schema())
+    vec = struct.pack("<3f", 0.1, 0.2, 0.3)
+    nan = struct.pack("<3f", 0.1, float("nan"), 0.3)
+    conn.execute("INSERT INTO messages VALUES ('ok', 'c', 'user', NULL, 'fine', '{}', ?)", (TS,))
+    conn.execute("INSERT INTO messages VALUES ('m-null', 'c', 'user', NULL, NULL, '{}', ?)", (TS,))
+    conn.execute(
+        "INSERT INTO messages VALUES ('m-utf8', 'c', 'user', NULL, CAST(x'41ff42' AS TEXT), "
+        "'{}', ?)",
+        (TS,),
+    )
+    conn.execute(
+        "INSERT INTO messages VALUES ('m-nul', 'c', 'user', NULL, CAST(x'610062' AS TEXT), "
+        "'{}', ?)",
+        (TS,),
+    )
+    conn.execute(
+        "INSERT INTO messages VALUES ('m-when', 'c', 'user', NULL, 'x', '{}', 'yesterday')"
+    )
+    conn.execute(
+        "INSERT INTO proposals VALUES ('p-dup', NULL, 'k', '{\"a\":1,\"a\":2}', 'pending', "
+        "NULL, ?, NULL)",
+        (TS,),
+    )
+    conn.execute("INSERT INTO events VALUES ('e-nan', 't', NULL, '{\"x\":NaN}', ?)", (TS,))
+    conn.execute("INSERT INTO events VALUES ('e-bad', 't', NULL, '{\"x\":', ?)", (TS,))
+    conn.execute("INSERT INTO events VALUES ('e-zero', 't', NULL, '{\"x\":\"\\u0000\"}', ?)", (TS,))
+    conn.execute(
+        "INSERT INTO embeddings VALUES ('v-text', 'message', 'o', 'm', 'three', ?, ?)", (vec, TS)
+    )
+    conn.execute("INSERT INTO embeddings VALUES ('v-dim', 'message', 'o', 'm', 4, ?, ?)", (vec, TS))
+    conn.execute("INSERT INTO embeddings VALUES ('v-nan', 'message', 'o', 'm', 3, ?, ?)", (nan, TS))
+    conn.execute("INSERT INTO etl_cursors VALUES ('c-naive', 'p', '2026-01-01 10:00:00')")
+    conn.execute("INSERT INTO etl_cursors VALUES ('c-year', 'p', '2026-02-30T00:00:00.000000Z')")
+    conn.execute("INSERT INTO etl_cursors VALUES ('c-offset', 'p', '2026-01-01T10:00:00+02:00')")
+    conn.execute(
+        "INSERT INTO agent_messages VALUES ('a-blob', 'c', 'bot', NULL, x'0102', '{}', ?)", (TS,)
+    )
+    conn.close()
+
+    with SqliteSnapshot(str(path)) as snapshot:
+        result = scan(snapshot)
+    found = {(v.table, v.key, v.column): v.reason for v in result.report.values}
+    expected = {
+        ("messages", "m-null", "content"): "NULL, but the Postgres column is NOT NULL",
+        ("messages", "m-utf8", "content"): "invalid UTF-8 at byte 1",
+        ("messages", "m-nul", "content"): "NUL character",
+        ("messages", "m-when", "created_at"): "not an ISO-8601 timestamp",
+        ("proposals", "p-dup", "payload"): "duplicate JSON key 'a'",
+        ("events", "e-nan", "payload"): "JSON NaN",
+        ("events", "e-bad", "payload"): "not valid JSON",
+        ("events", "e-zero", "payload"): "\\u0000",
+        ("embeddings", "v-text", "dimension"): "text value 'three' in an integer column",
+        ("embeddings", "v-dim", "vector"): "3 values, but the row's dimension is 4",
+        ("embeddings", "v-nan", "vector"): "NaN or Infinity",
+        ("etl_cursors", "c-naive", "updated_at"): "with a UTC offset",
+        ("etl_cursors", "c-year", "updated_at"): "not an ISO-8601 timestamp",
+        ("agent_messages", "a-blob", "content"): "blob value \"x'0102'\" in a text column",
+    }
+    assert set(found) == set(expected), set(found) ^ set(expected)
+    for key, reason in expected.items():
+        assert reason in found[key], (key, found[key])
+    assert result.report.total == len(expected)
+    assert not result.report.ok
+    # The offset timestamp is not loose: it is converted to UTC explicitly.
+    assert ("etl_cursors", "c-offset", "updated_at") not in found
+    with pytest.raises(LooseData, match=r"14 value\(s\) SQLite accepted"):
+        result.report.raise_if_loose()
+
+
+def test_promotion_refuses_loose_data_before_any_row_moves(
+    filled_sqlite: Path, postgres_dsn: str
+) -> None:
+    conn = apsw.Connection(str(filled_sqlite))
+    # STRICT tables still take these: SQLite never validates UTF-8 or JSON.
+    conn.execute(
+        "UPDATE messages SET content = CAST(x'c328' AS TEXT) WHERE rowid = 5; "
+        'UPDATE events SET payload = \'{"k":1,"k":1}\' WHERE rowid = 7'
+    )
+    keys = {
+        "messages": conn.execute("SELECT id FROM messages WHERE rowid = 5").fetchone()[0],
+        "events": conn.execute("SELECT id FROM events WHERE rowid = 7").fetchone()[0],
+    }
+    conn.close()
+
+    dry = promote_offline(str(filled_sqlite), postgres_dsn, dry_run=True)
+    assert dry.scan is not None and dry.scan.report.total == 2
+    assert {(v.table, v.key, v.column) for v in dry.scan.report.values} == {
+        ("messages", keys["messages"], "content"),
+        ("events", keys["events"], "payload"),
+    }
+    assert dry.copy is None
+
+    with pytest.raises(LooseData) as info:
+        promote_offline(str(filled_sqlite), postgres_dsn)
+    assert "2 value(s)" in str(info.value)
+    with psycopg.connect(postgres_dsn) as pg:
+        for spec in DOMAIN_TABLES:
+            assert pg.execute(f"SELECT count(*) FROM {spec.name}").fetchone() == (0,)
+
+
+def test_offline_promotion_end_to_end(filled_sqlite: Path, postgres_dsn: str) -> None:
+    phases: list[str] = []
+    report = promote_offline(str(filled_sqlite), postgres_dsn, on_phase=phases.append)
+    assert phases == ["readiness", "scan", "copy", "verify"]
+    assert report.readiness.ok
+    assert report.copy is not None and report.copy.total_rows == 6 * 40
+    assert report.verification is not None and report.verification.ok
+    assert set(report.seconds) == {"readiness", "scan", "copy", "verify"}
