@@ -11,8 +11,10 @@ replaced whole, and a re-run that changes nothing sends nothing.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any, Literal
 from urllib.parse import quote
 
@@ -258,4 +260,33 @@ def contains(live: Any, desired: Any) -> bool:
             and len(live) == len(desired)
             and all(contains(a, b) for a, b in zip(live, desired, strict=True))
         )
+    if isinstance(live, str) and isinstance(desired, str) and live != desired:
+        # The API server rewrites quantities in canonical form ("0.5" → "500m", "1024Mi" →
+        # "1Gi"); the same amount is no drift.
+        live_amount, desired_amount = parse_quantity(live), parse_quantity(desired)
+        return live_amount is not None and live_amount == desired_amount
     return bool(live == desired)
+
+
+_QUANTITY = re.compile(
+    r"^(?P<number>[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+))"
+    r"(?P<suffix>Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E|[eE][+-]?[0-9]+)?$"
+)
+_BINARY = {"Ki": 1, "Mi": 2, "Gi": 3, "Ti": 4, "Pi": 5, "Ei": 6}
+_DECIMAL = {"n": -9, "u": -6, "m": -3, "k": 3, "M": 6, "G": 9, "T": 12, "P": 15, "E": 18}
+
+
+def parse_quantity(text: str) -> Decimal | None:
+    """The amount a Kubernetes quantity stands for, or None when `text` is not one."""
+    match = _QUANTITY.match(text)
+    if match is None:
+        return None
+    number = Decimal(match["number"])
+    suffix = match["suffix"] or ""
+    if suffix in _BINARY:
+        return number * (Decimal(1024) ** _BINARY[suffix])
+    if suffix in _DECIMAL:
+        return number.scaleb(_DECIMAL[suffix])
+    if suffix:
+        return number.scaleb(int(suffix[1:]))
+    return number

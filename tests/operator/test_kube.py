@@ -128,3 +128,14 @@ def test_docs_list_exactly_the_declared_permissions() -> None:
         shown = f"`{group}`" if group else "core"
         row = f"| {shown} | `{resource}` | {', '.join(verbs)} |"
         assert any(line.startswith(row) for line in rows), row
+
+
+def test_canonical_quantities_are_no_drift() -> None:
+    requests = {"cpu": "0.5", "memory": "1024Mi"}
+    desired = {"resources": {"requests": requests, "limits": {"cpu": "2"}}}
+    live = {"resources": {"requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"cpu": "2"}}}
+    assert contains(live, desired)
+    assert not contains({"resources": {**live["resources"], "limits": {"cpu": "3"}}}, desired)
+    assert not contains({"name": "http"}, {"name": "https"})
+    assert kube.parse_quantity("1e3") == kube.parse_quantity("1k") == 1000
+    assert kube.parse_quantity("shop") is None
