@@ -17,6 +17,7 @@ COMMANDS: dict[str, str] = {
     "backup": "liteshift.cli.backup:backup",
     "migrate": "liteshift.cli.migrate:migrate",
     "operator": "liteshift.cli.operator:operator",
+    "promote": "liteshift.cli.promote:promote",
     "serve": "liteshift.cli.serve:serve",
 }
 
