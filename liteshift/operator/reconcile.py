@@ -133,6 +133,10 @@ def _observe(
         ready = status.Condition(status.READY, "False", "SecretMissing", message)
     phase = status.phase_for(ready, (previous or {}).get("phase"))
     ready_replicas = int(((statefulset or {}).get("status") or {}).get("readyReplicas") or 0)
+    extra: dict[str, Any] = {}
+    if not (previous or {}).get("promotion"):
+        # The promotion engine owns status.promotion from here on; only its start is ours.
+        extra["promotion"] = {"state": "Idle"}
     return status.register_phase(
         previous,
         generation=ds.generation,
@@ -146,6 +150,7 @@ def _observe(
         replicas=replicas(ds, engine),
         readyReplicas=ready_replicas,
         authSecretName=auth_secret_name(ds),
+        **extra,
     )
 
 

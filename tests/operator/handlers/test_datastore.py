@@ -81,6 +81,7 @@ def test_create_builds_owned_children_and_reports_readiness(cluster: Cluster) ->
     assert status["engine"] == "sqlite"
     assert status["endpoint"] == "http://shop.apps.svc:8080"
     assert status["observedGeneration"] == 1
+    assert status["promotion"] == {"state": "Idle"}
     types = [cond["type"] for cond in status["conditions"]]
     assert types == [
         "Ready",
