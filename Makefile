@@ -2,8 +2,6 @@
 VENV := .venv
 PY := $(VENV)/bin/python
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
-# Go builds the e2e control plane (tests/cluster); /usr/local/go is where this machine kind has it.
-GO ?= $(or $(shell command -v go 2>/dev/null),/usr/local/go/bin/go)
 
 .PHONY: setup setup-runtime serve test test-fast lint typecheck bench clean cluster
 
@@ -26,9 +24,8 @@ test-fast: setup lint typecheck
 	$(PY) -m pytest -p no:cacheprovider -m "not slow and not e2e"
 
 ## The e2e control plane from Kubernetes' Go modules (cold ~11 min on 2 cores, cached seconds).
-cluster:
-	@test -x "$(GO)" || { echo "error: Go >= 1.26 is needed to build the e2e control plane (tests/cluster): install it or pass GO=/path/to/go" >&2; exit 1; }
-	cd tests/cluster && "$(GO)" build -o bin/cluster .
+cluster: setup
+	$(PY) -m tests.cluster.controlplane
 
 lint: setup
 	$(VENV)/bin/ruff check .

@@ -50,3 +50,11 @@ def test_server_that_dies_while_starting_fails_with_its_log(tmp_path: Path) -> N
 def test_missing_binary_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(controlplane.ControlPlaneError, match="no control-plane binary"):
         controlplane.start(tmp_path / "nothing", tmp_path / "work")
+
+
+def test_binary_is_stamped_with_the_kubernetes_release_of_go_mod() -> None:
+    version = controlplane.kubernetes_version()
+    assert version.startswith("v1.")
+    flags = controlplane.version_ldflags(version).split()
+    assert f"k8s.io/component-base/version.gitVersion={version}" in flags
+    assert f"k8s.io/component-base/version.gitMinor={version.split('.')[1]}" in flags

@@ -47,13 +47,17 @@ class Kubectl:
 
 
 def wait_for(
-    condition: Callable[[], bool], timeout: float, what: str, interval: float = 0.5
+    condition: Callable[[], bool],
+    timeout: float,
+    what: str | Callable[[], str],
+    interval: float = 0.5,
 ) -> None:
-    """Poll `condition` until true; fail the test with `what` after `timeout` seconds."""
+    """Poll `condition` until true; fail with `what` (a callable is asked at failure time)."""
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
+            described = what() if callable(what) else what
+            pytest.fail(f"timed out after {timeout:.0f}s waiting for {described}")
         time.sleep(interval)
 
 

@@ -1,10 +1,13 @@
-"""The liteshift operator (kopf, as its own process) against the real control plane.
+"""The liteshift operator, installed with its Helm chart, against the real control plane.
 
-It runs as a ServiceAccount holding exactly the RBAC the operator declares it needs
-(`liteshift.operator.kube.PERMISSIONS` + `KOPF_PERMISSIONS`, the tables the Helm chart's RBAC
-is derived from), so a verb missing there surfaces here as a 403. The real controllers then do
-their part: the StatefulSet controller makes the Pod and the PVC, the garbage collector removes
-the children after the Datastore is gone.
+`helm install` (the real binary) creates the operator's ServiceAccount, its RBAC and its
+Deployment in a namespace that enforces the `restricted` Pod Security Standard. No kubelet runs
+the Deployment's Pod, so the test runs the same operator (`kopf run -m
+liteshift.operator.handlers`) as a local process logged in with that ServiceAccount's token:
+the chart's RBAC is what the API server checks, and a missing verb surfaces as a 403. The real
+controllers then do their part: the Deployment and StatefulSet controllers create Pods that the
+PodSecurity admission must accept, the StatefulSet controller makes the PVC, and the garbage
+collector removes the children after the Datastore is gone.
 """
 
 from __future__ import annotations
@@ -24,119 +27,131 @@ import yaml
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from liteshift.operator.kube import KOPF_PERMISSIONS, PERMISSIONS
 from liteshift.operator.model import GROUP, PLURAL, VERSION
 from liteshift.operator.specs.common import DATASTORE_LABEL
-from tests.e2e.kube import Kubectl, service_account_token, wait_for
+from tests.e2e.kube import Kubectl, api_message, service_account_token, wait_for
 
 pytestmark = pytest.mark.e2e
 
-CLUSTER_SCOPED = {("apiextensions.k8s.io", "customresourcedefinitions"), ("", "namespaces")}
-OPERATOR_SA = "liteshift-operator"
+ROOT = Path(__file__).resolve().parents[2]
+CHART = ROOT / "charts" / "liteshift"
+HELM = Path(sys.executable).parent / "helm"
 TIMEOUT = 90.0
-
-
-def rules(table: tuple[tuple[str, str, tuple[str, ...]], ...], cluster: bool) -> list[Any]:
-    return [
-        client.V1PolicyRule(api_groups=[group], resources=[resource], verbs=list(verbs))
-        for group, resource, verbs in table
-        if ((group, resource.split("/")[0]) in CLUSTER_SCOPED) == cluster
-    ]
-
-
-def grant_operator_rbac(api: client.ApiClient, namespace: str) -> list[str]:
-    """The operator's declared permissions: namespaced ones bound in `namespace` only."""
-    core, rbac = client.CoreV1Api(api), client.RbacAuthorizationV1Api(api)
-    core.create_namespaced_service_account(
-        namespace, client.V1ServiceAccount(metadata=client.V1ObjectMeta(name=OPERATOR_SA))
-    )
-    table = PERMISSIONS + KOPF_PERMISSIONS
-    subject = client.RbacV1Subject(kind="ServiceAccount", name=OPERATOR_SA, namespace=namespace)
-    cluster_roles = []
-    for suffix, cluster in (("cluster", True), ("namespaced", False)):
-        name = f"e2e-{namespace}-{suffix}"
-        cluster_roles.append(name)
-        rbac.create_cluster_role(
-            client.V1ClusterRole(
-                metadata=client.V1ObjectMeta(name=name), rules=rules(table, cluster)
-            )
-        )
-        ref = client.V1RoleRef(api_group="rbac.authorization.k8s.io", kind="ClusterRole", name=name)
-        if cluster:
-            rbac.create_cluster_role_binding(
-                client.V1ClusterRoleBinding(
-                    metadata=client.V1ObjectMeta(name=name), role_ref=ref, subjects=[subject]
-                )
-            )
-        else:
-            rbac.create_namespaced_role_binding(
-                namespace,
-                client.V1RoleBinding(
-                    metadata=client.V1ObjectMeta(name=OPERATOR_SA), role_ref=ref, subjects=[subject]
-                ),
-            )
-    return cluster_roles
 
 
 @dataclass
 class Operator:
     process: subprocess.Popen[bytes]
     log: Path
+    release: str
+    service_account: str
 
     def log_text(self) -> str:
         return self.log.read_text(errors="replace")
 
 
+def helm(kubectl: Kubectl, *args: str) -> str:
+    if not HELM.is_file():
+        pytest.fail(f"no helm at {HELM}: run scripts/bootstrap.sh", pytrace=False)
+    result = subprocess.run(
+        [str(HELM), "--kubeconfig", str(kubectl.kubeconfig), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    if result.returncode != 0:
+        pytest.fail(f"helm {' '.join(args)} exited {result.returncode}:\n{result.stderr}")
+    return result.stdout
+
+
 @pytest.fixture
 def operator(
-    api_client: client.ApiClient,
-    crds: list[str],
-    kubectl: Kubectl,
-    namespace: str,
-    tmp_path: Path,
+    api_client: client.ApiClient, crds: list[str], kubectl: Kubectl, namespace: str, tmp_path: Path
 ) -> Iterator[Operator]:
-    """`kopf run -m liteshift.operator.handlers` in `namespace`, logged in as its ServiceAccount."""
-    cluster_roles = grant_operator_rbac(api_client, namespace)
-    token = service_account_token(api_client, namespace, OPERATOR_SA)
-    kubeconfig = tmp_path / "operator.kubeconfig"
-    original = yaml.safe_load(kubectl.kubeconfig.read_text())
-    original["users"] = [{"name": "operator", "user": {"token": token}}]
-    original["contexts"][0]["context"]["user"] = "operator"
-    original["contexts"][0]["context"]["namespace"] = namespace
-    kubeconfig.write_text(yaml.safe_dump(original))
-    whoami = Kubectl(kubectl.binary, kubeconfig).json("auth", "whoami")
-    assert whoami["status"]["userInfo"]["username"] == (
-        f"system:serviceaccount:{namespace}:{OPERATOR_SA}"
+    """The chart installed in `namespace`; its operator running locally as its ServiceAccount."""
+    kubectl.run(
+        "label", "namespace", namespace, "pod-security.kubernetes.io/enforce=restricted"
+    )  # fmt: skip
+    release = f"ls-{namespace.removeprefix('e2e-')}"
+    helm(kubectl, "install", release, str(CHART), "-n", namespace)
+    try:
+        manifest = helm(kubectl, "get", "manifest", release, "-n", namespace)
+        accounts = [
+            doc["metadata"]["name"]
+            for doc in yaml.safe_load_all(manifest)
+            if doc and doc["kind"] == "ServiceAccount"
+        ]
+        assert len(accounts) == 1, manifest
+        token = service_account_token(api_client, namespace, accounts[0])
+        kubeconfig = tmp_path / "operator.kubeconfig"
+        config = yaml.safe_load(kubectl.kubeconfig.read_text())
+        config["users"] = [{"name": "operator", "user": {"token": token}}]
+        config["contexts"][0]["context"]["user"] = "operator"
+        config["contexts"][0]["context"]["namespace"] = namespace
+        kubeconfig.write_text(yaml.safe_dump(config))
+        whoami = Kubectl(kubectl.binary, kubeconfig).json("auth", "whoami")
+        assert whoami["status"]["userInfo"]["username"] == (
+            f"system:serviceaccount:{namespace}:{accounts[0]}"
+        )
+
+        log = tmp_path / "operator.log"
+        env = {**os.environ, "KUBECONFIG": str(kubeconfig), "LITESHIFT_DRIFT_INTERVAL": "2"}
+        with log.open("wb") as out:
+            process = subprocess.Popen(
+                [
+                    *(sys.executable, "-m", "kopf", "run", "--standalone", "-n", namespace),
+                    *("-m", "liteshift.operator.handlers"),
+                ],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=env,
+            )
+        try:
+            yield Operator(process, log, release, accounts[0])
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+    finally:
+        helm(kubectl, "uninstall", release, "-n", namespace)
+
+
+def test_chart_installs_a_deployment_whose_pod_passes_restricted_pod_security(
+    operator: Operator, api_client: client.ApiClient, namespace: str
+) -> None:
+    apps, core = client.AppsV1Api(api_client), client.CoreV1Api(api_client)
+    selector = f"app.kubernetes.io/instance={operator.release}"
+    deployments = apps.list_namespaced_deployment(namespace, label_selector=selector).items
+    assert len(deployments) == 1
+    assert deployments[0].spec.template.spec.service_account_name == operator.service_account
+    # A Pod without hardening is refused here: the namespace really enforces `restricted`.
+    with pytest.raises(ApiException) as refused:
+        core.create_namespaced_pod(
+            namespace,
+            client.V1Pod(
+                metadata=client.V1ObjectMeta(name="unhardened"),
+                spec=client.V1PodSpec(containers=[client.V1Container(name="c", image="x")]),
+            ),
+        )
+    assert refused.value.status == 403
+    assert 'violates PodSecurity "restricted:latest"' in api_message(refused.value)
+    # The Deployment and ReplicaSet controllers create the Pod; PodSecurity admission
+    # (restricted) would refuse a Pod that is not hardened, leaving only FailedCreate events.
+    wait_for(
+        lambda: bool(core.list_namespaced_pod(namespace, label_selector=selector).items),
+        TIMEOUT,
+        lambda: f"the operator's Pod; events: {failed_creates(api_client, namespace)}",
     )
 
-    log = tmp_path / "operator.log"
-    env = {**os.environ, "KUBECONFIG": str(kubeconfig), "LITESHIFT_DRIFT_INTERVAL": "2"}
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [
-                *(sys.executable, "-m", "kopf", "run", "--standalone", "-n", namespace),
-                *("-m", "liteshift.operator.handlers"),
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            env=env,
-        )
-    running = Operator(process, log)
-    try:
-        yield running
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        rbac = client.RbacAuthorizationV1Api(api_client)
-        for name in cluster_roles:
-            rbac.delete_cluster_role(name)
-            if name.endswith("-cluster"):
-                rbac.delete_cluster_role_binding(name)
+
+def failed_creates(api: client.ApiClient, namespace: str) -> list[str]:
+    events = client.CoreV1Api(api).list_namespaced_event(namespace).items
+    return [str(event.message) for event in events if event.reason == "FailedCreate"]
 
 
 def children(api: client.ApiClient, namespace: str, name: str) -> dict[str, list[Any]]:
@@ -193,7 +208,7 @@ def test_operator_reconciles_updates_and_releases_a_datastore(
     wait_for(
         lambda: status_observed(1),
         TIMEOUT,
-        f"status.observedGeneration 1\n{operator.log_text()[-3000:]}",
+        lambda: f"status.observedGeneration 1\n{operator.log_text()[-3000:]}",
     )
 
     # Children exist, each controlled by the Datastore.
@@ -209,11 +224,20 @@ def test_operator_reconciles_updates_and_releases_a_datastore(
     assert "Ready" in {c["type"] for c in status["conditions"]}
     assert "Reconciled" in event_reasons(api_client, namespace, name)
 
-    # The real StatefulSet controller creates the claim from the operator's template.
+    # The real StatefulSet controller creates the claim from the operator's template, and a
+    # Pod that the namespace's restricted PodSecurity admission accepts.
     wait_for(
         lambda: bool(children(api_client, namespace, name)["PersistentVolumeClaim"]),
         TIMEOUT,
         "the StatefulSet controller to create the data PVC",
+    )
+    core = client.CoreV1Api(api_client)
+    wait_for(
+        lambda: bool(
+            core.list_namespaced_pod(namespace, label_selector=f"{DATASTORE_LABEL}={name}").items
+        ),
+        TIMEOUT,
+        lambda: f"the sidecar Pod; events: {failed_creates(api_client, namespace)}",
     )
 
     # An update of the spec reaches the StatefulSet, accepted by the real API server. The new
@@ -231,7 +255,7 @@ def test_operator_reconciles_updates_and_releases_a_datastore(
     wait_for(
         lambda: status_observed(2),
         TIMEOUT,
-        f"status.observedGeneration 2\n{operator.log_text()[-3000:]}",
+        lambda: f"status.observedGeneration 2\n{operator.log_text()[-3000:]}",
     )
     statefulset = children(api_client, namespace, name)["StatefulSet"]
     sidecar = statefulset[0]
@@ -247,7 +271,7 @@ def test_operator_reconciles_updates_and_releases_a_datastore(
     wait_for(
         lambda: get_datastore(api_client, namespace, name) is None,
         TIMEOUT,
-        f"the operator to release the Datastore\n{operator.log_text()[-3000:]}",
+        lambda: f"the operator to release the Datastore\n{operator.log_text()[-3000:]}",
     )
     wait_for(
         lambda: not any(children(api_client, namespace, name).values()),
