@@ -173,3 +173,36 @@ def test_open_errors(tmp_path: Path) -> None:
     junk.write_bytes(b"this is not a database" * 100)
     with pytest.raises(StoreUnavailable, match=r"junk\.db"):
         open_store(f"sqlite://{junk}")
+
+
+@pytest.mark.parametrize("index", ["vec", "vss"])
+def test_disk_full_fails_the_batch_and_the_writer_lives_on(tmp_path: Path, index: str) -> None:
+    """SQLITE_FULL mid-batch: its callers get an error, nothing of it is kept, later writes work."""
+    store = _open(tmp_path / "full.db", vector_index=index, batch_max_wait_seconds=0.05)
+    try:
+        from liteshift.store.models import EmbeddingIn
+
+        kept = store.create_embedding(EmbeddingIn("m", "kept", "x", tuple([0.5] * DIM)))
+        pages = store._writer_conn.pragma("page_count")
+        store._writer_conn.pragma("max_page_count", pages + 2)  # the "disk" is nearly full
+        futures = [
+            store.submit(store.create_embedding, EmbeddingIn("m", f"e{i}", "x", tuple([0.1] * DIM)))
+            for i in range(3)
+        ]
+        futures.append(store.submit(store.create_message, MessageIn("c", "user", "x" * 200_000)))
+        errors = [f.exception(timeout=30) for f in futures]
+        # SQLite abandons the whole transaction on SQLITE_FULL: every write of that batch fails.
+        assert isinstance(errors[3], StoreUnavailable), errors
+        assert "full" in str(errors[3]).lower()
+        store._writer_conn.pragma("max_page_count", 1_000_000)
+
+        after = store.create_embedding(EmbeddingIn("m", "after", "x", tuple([0.2] * DIM)))
+        owners = {e.owner_id for e in store.list_embeddings(limit=100).items}
+        failed = {f"e{i}" for i, e in enumerate(errors[:3]) if e is not None}
+        assert {"kept", "after"} <= owners
+        assert not owners & failed
+        found = {n.embedding.id for n in store.search_embeddings(tuple([0.2] * DIM), 100)}
+        assert found == {e.id for e in store.list_embeddings(limit=100).items}
+        assert {kept.id, after.id} <= found
+    finally:
+        store.close()
