@@ -136,9 +136,10 @@ def test_entrypoint_is_liteshift_and_serve_by_default(stages: list[list[Instruct
 def containers_run_by_the_project() -> list[tuple[str, list[str], list[str]]]:
     """(where, command, args) of every container the chart and the operator's builders make."""
     found: list[tuple[str, list[str], list[str]]] = []
-    pod = one(render(), "Deployment")["spec"]["template"]["spec"]
-    for container in pod["containers"]:
-        found.append(("chart", container.get("command", []), container.get("args", [])))
+    for values in ({}, {"operator": {"watchNamespaces": ["apps"], "logFormat": "text"}}):
+        pod = one(render(values), "Deployment")["spec"]["template"]["spec"]
+        for container in pod["containers"]:
+            found.append(("chart", container.get("command", []), container.get("args", [])))
     for spec in ({}, {"postgres": {"mode": "managed"}}):
         ds = Datastore.parse(
             {"metadata": {"name": "n", "namespace": "a", "uid": "u", "generation": 1}, "spec": spec}

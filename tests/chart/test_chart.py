@@ -42,6 +42,8 @@ CASES: dict[str, dict[str, Any]] = {
         }
     },
     "existing-service-account": {"serviceAccount": {"create": False, "name": "ops"}},
+    "namespaced": {"operator": {"watchNamespaces": ["apps", "shop"]}},
+    "no-rbac": {"rbac": {"create": False}},
     "scheduling": {
         "operator": {
             "nodeSelector": {"kubernetes.io/os": "linux"},
@@ -269,6 +271,10 @@ def test_pod_monitor_selects_the_sidecar_pods_the_operator_builds(tmp_path: Path
     from liteshift.operator.model import Datastore
     from liteshift.operator.specs.sidecar import build_statefulset
 
+    namespaced = {**CASES["namespaced"], **CASES["monitoring-on"]}
+    namespaced["operator"] = CASES["namespaced"]["operator"]
+    scoped = one(render(namespaced, tmp_path), "PodMonitor")
+    assert scoped["spec"]["namespaceSelector"] == {"matchNames": ["apps", "shop"]}
     monitor = one(render(CASES["monitoring-on"], tmp_path), "PodMonitor")
     assert monitor["metadata"]["labels"]["a"] == "b"
     assert monitor["spec"]["namespaceSelector"] == {"any": True}
@@ -321,6 +327,8 @@ BAD_VALUES: dict[str, tuple[dict[str, Any], str]] = {
     ),
     "monitor-switch": ({"monitoring": {"podMonitor": {"enabled": "maybe"}}}, "/monitoring"),
     "log-format": ({"operator": {"logFormat": "xml"}}, "/operator/logFormat"),
+    "namespace-name": ({"operator": {"watchNamespaces": ["Apps"]}}, "/operator/watchNamespaces"),
+    "drift-interval": ({"operator": {"driftInterval": 0.5}}, "/operator/driftInterval"),
     "privileged-port": ({"operator": {"healthPort": 80}}, "/operator/healthPort"),
     "root-user": ({"operator": {"runAsUser": 0}}, "/operator/runAsUser"),
     "label-type": ({"dashboards": {"labels": {"grafana_dashboard": 1}}}, "/dashboards/labels"),

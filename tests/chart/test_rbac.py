@@ -109,6 +109,22 @@ def test_every_resource_kopf_handles_is_watchable_and_patchable() -> None:
         assert (group, f"{plural}/status", "patch") in granted
 
 
+# Cluster-scoped resources among those the operator uses (a Kubernetes fact: they cannot go into
+# a namespaced Role).
+CLUSTER_SCOPED = {("apiextensions.k8s.io", "customresourcedefinitions"), ("", "namespaces")}
+WATCHED = ["apps", "shop"]
+
+
+def namespaced_required() -> set[Triple]:
+    return {t for t in required() if (t[0], t[1]) not in CLUSTER_SCOPED}
+
+
+def assert_no_wildcards(rules: list[dict[str, Any]]) -> None:
+    for rule in rules:
+        assert "*" not in rule["verbs"] + rule["resources"] + rule["apiGroups"], rule
+        assert "resourceNames" not in rule and "nonResourceURLs" not in rule
+
+
 @pytest.fixture(scope="module")
 def cluster_role() -> dict[str, Any]:
     return one(render(), "ClusterRole")
@@ -122,9 +138,40 @@ def test_cluster_role_is_sufficient(cluster_role: dict[str, Any]) -> None:
 def test_cluster_role_is_minimal(cluster_role: dict[str, Any]) -> None:
     extra = rule_triples(cluster_role["rules"]) - required()
     assert extra == set()
-    for rule in cluster_role["rules"]:
-        assert "*" not in rule["verbs"] + rule["resources"] + rule["apiGroups"], rule
-        assert "resourceNames" not in rule and "nonResourceURLs" not in rule
+    assert_no_wildcards(cluster_role["rules"])
+
+
+def test_namespaced_mode_splits_the_same_rules(tmp_path: Path) -> None:
+    objects = render({"operator": {"watchNamespaces": WATCHED}}, tmp_path)
+    cluster = rule_triples(one(objects, "ClusterRole")["rules"])
+    assert cluster == required() - namespaced_required()
+    roles = {role["metadata"]["namespace"]: role for role in by_kind(objects, "Role")}
+    assert sorted(roles) == WATCHED
+    for role in roles.values():
+        assert rule_triples(role["rules"]) == namespaced_required()
+        assert_no_wildcards(role["rules"])
+    bindings = {b["metadata"]["namespace"]: b for b in by_kind(objects, "RoleBinding")}
+    assert sorted(bindings) == WATCHED
+    account = one(objects, "ServiceAccount")["metadata"]
+    for namespace, binding in bindings.items():
+        assert binding["roleRef"] == {
+            "apiGroup": "rbac.authorization.k8s.io",
+            "kind": "Role",
+            "name": roles[namespace]["metadata"]["name"],
+        }
+        assert binding["subjects"] == [
+            {"kind": "ServiceAccount", "name": account["name"], "namespace": account["namespace"]}
+        ]
+    args = one(objects, "Deployment")["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert [a for a in args if a.startswith("--namespace=")] == [
+        f"--namespace={namespace}" for namespace in WATCHED
+    ]
+
+
+def test_rbac_can_be_left_to_the_cluster_admin(tmp_path: Path) -> None:
+    objects = render({"rbac": {"create": False}}, tmp_path)
+    kinds = {obj["kind"] for obj in objects}
+    assert not kinds & {"ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"}
 
 
 def test_binding_grants_the_role_to_the_operator_service_account() -> None:

@@ -46,3 +46,43 @@ app.kubernetes.io/part-of: liteshift
 {{- $enabled := toString .Values.monitoring.podMonitor.enabled }}
 {{- if or (eq $enabled "true") (and (eq $enabled "auto") (.Capabilities.APIVersions.Has "monitoring.coreos.com/v1/PodMonitor")) }}true{{ end }}
 {{- end }}
+
+{{/* Rules on cluster-scoped resources: kopf discovers the CRDs and the namespaces to serve. */}}
+{{- define "liteshift.clusterRules" -}}
+- apiGroups: ["apiextensions.k8s.io"]
+  resources: ["customresourcedefinitions"]
+  verbs: ["list", "watch"]
+- apiGroups: [""]
+  resources: ["namespaces"]
+  verbs: ["list", "watch"]
+{{- end }}
+
+{{/* Rules on namespaced resources, wherever Datastores live. */}}
+{{- define "liteshift.namespacedRules" -}}
+# kopf: watch Datastores, record progress and finalizers in annotations, write status.
+- apiGroups: ["liteshift.io"]
+  resources: ["datastores"]
+  verbs: ["get", "list", "watch", "patch"]
+- apiGroups: ["liteshift.io"]
+  resources: ["datastores/status"]
+  verbs: ["get", "patch"]
+# kopf: a Kubernetes Event for every notable step.
+- apiGroups: [""]
+  resources: ["events"]
+  verbs: ["create"]
+# The operator's children: create-or-patch by fixed name (a 409 becomes a patch).
+- apiGroups: ["apps"]
+  resources: ["statefulsets"]
+  verbs: ["get", "create", "patch"]
+- apiGroups: [""]
+  resources: ["services"]
+  verbs: ["get", "create", "patch"]
+# Secrets: the generated token Secret and the managed Postgres credentials.
+- apiGroups: [""]
+  resources: ["secrets"]
+  verbs: ["get", "create", "patch", "delete"]
+# reclaimPolicy: Delete removes the volumes the StatefulSets' templates created.
+- apiGroups: [""]
+  resources: ["persistentvolumeclaims"]
+  verbs: ["list", "delete"]
+{{- end }}
