@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+import pytest
 
 from liteshift.local.ports import free_port
 from liteshift.store import open_store
@@ -110,6 +111,7 @@ def test_bad_setting_is_one_line_error(tmp_path: Path) -> None:
     assert result.stderr.strip() == "error: LITESHIFT_MAX_BODY_BYTES: 'lots' is not an integer"
 
 
+@pytest.mark.slow
 def test_every_acknowledged_write_survives_sigkill(tmp_path: Path) -> None:
     db = tmp_path / "durable.db"
     env = {

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 
 import httpx
+import pytest
 
 from tests.sidecar.conftest import API, LiveServer, Sidecar
 
@@ -12,6 +13,7 @@ WRITERS = 64
 WRITES_EACH = 8
 
 
+@pytest.mark.slow
 def test_64_concurrent_writers(live_server: LiveServer, sidecar: Sidecar) -> None:
     acked: list[str] = []
     failures: list[str] = []

@@ -5,6 +5,7 @@ from __future__ import annotations
 from urllib.parse import urlparse
 
 import httpx
+import pytest
 
 from liteshift.local.prometheus import start_prometheus
 from tests.sidecar.conftest import API, LiveServer
@@ -25,6 +26,7 @@ QUERIES = [
 ]
 
 
+@pytest.mark.slow
 def test_prometheus_scrapes_every_contract_metric(live_server: LiveServer) -> None:
     with httpx.Client(base_url=live_server.url, headers=API) as http:
         for i in range(20):
