@@ -1,14 +1,19 @@
 """dashboards/generate.py: the committed JSON is current, complete and loads into Grafana's models.
 
-"Imports into Grafana's schema" is checked by decoding the JSON with grafana-foundation-sdk's
-models (generated from Grafana's own schema) and encoding it back: a key the schema does not
-know, or a required field missing, changes the result. Enum values inside panel options are not
-checked by that round trip; the structural tests below cover what the dashboard relies on.
+"Imports into Grafana's schema" is checked with grafana-foundation-sdk's models, generated from
+Grafana's own schema (the dashboard kind and each panel plugin's options): decoding the JSON and
+encoding it back must give the same JSON (a key the schema does not know, or a required field
+missing, changes the result), and every decoded field must have its declared type (enum values
+included), checked against the models' type hints. This is not Grafana itself: no Grafana runs
+here.
 """
 
 from __future__ import annotations
 
+import enum
 import json
+import types
+import typing
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +57,77 @@ def test_round_trips_through_grafanas_dashboard_model(board: dict[str, Any]) -> 
     plugins.register_default_plugins()
     decoded = model.Dashboard.from_json(board)
     assert json.loads(json.dumps(decoded, cls=JSONEncoder)) == board
+
+
+def type_errors(value: Any, hint: Any, path: str) -> list[str]:
+    """Where `value` does not have the type `hint` (a model field's annotation) says."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return []
+        options = [arg for arg in args if arg is not type(None)]
+        # A model matching one member by class is checked against that member alone (errors
+        # then point inside it, not at the whole union).
+        classes = [arg for arg in options if isinstance(arg, type) and isinstance(value, arg)]
+        if len(options) == 1 or classes:
+            return type_errors(value, (classes or options)[0], path)
+        tries = [type_errors(value, arg, path) for arg in options]
+        return [] if any(not t for t in tries) else [f"{path}: {value!r} is none of {hint}"]
+    if hint is type(None):
+        return [] if value is None else [f"{path}: {value!r} is not null"]
+    if origin is typing.Literal:
+        return [] if value in args else [f"{path}: {value!r} not in {args}"]
+    if origin is list:
+        if not isinstance(value, list):
+            return [f"{path}: {value!r} is not a list"]
+        return [
+            e for i, item in enumerate(value) for e in type_errors(item, args[0], f"{path}[{i}]")
+        ]
+    if origin is dict:
+        if not isinstance(value, dict):
+            return [f"{path}: {value!r} is not an object"]
+        return [e for k, item in value.items() for e in type_errors(item, args[1], f"{path}.{k}")]
+    if isinstance(hint, type) and issubclass(hint, enum.Enum):
+        allowed = {member.value for member in hint}
+        return [] if value in allowed else [f"{path}: {value!r} not one of {sorted(allowed)}"]
+    if hint is bool:
+        return [] if isinstance(value, bool) else [f"{path}: {value!r} is not a boolean"]
+    if hint in (int, float):
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        return [] if ok else [f"{path}: {value!r} is not a number"]
+    if hint is str:
+        return [] if isinstance(value, str) else [f"{path}: {value!r} is not a string"]
+    if type(value).__module__.startswith("grafana_foundation_sdk.models"):
+        if isinstance(hint, type) and hint is not object and not isinstance(value, hint):
+            return [f"{path}: {type(value).__name__} is not {hint.__name__}"]
+        return model_errors(value, path)
+    if hint is object or hint is Any:
+        return []
+    return [f"{path}: {value!r} is not {hint}"]
+
+
+def model_errors(obj: Any, path: str) -> list[str]:
+    hints = typing.get_type_hints(type(obj))
+    return [
+        e
+        for name, hint in hints.items()
+        for e in type_errors(getattr(obj, name), hint, f"{path}.{name}")
+    ]
+
+
+def test_every_field_has_the_type_grafanas_schema_declares(board: dict[str, Any]) -> None:
+    plugins.register_default_plugins()
+    assert model_errors(model.Dashboard.from_json(board), "dashboard") == []
+
+
+def test_type_check_notices_a_bad_enum_value(board: dict[str, Any]) -> None:
+    plugins.register_default_plugins()
+    graph = next(p for p in board["panels"] if p["type"] == "timeseries")
+    legend = {**graph["options"]["legend"], "displayMode": "sideways"}
+    broken = {**board, "panels": [{**graph, "options": {**graph["options"], "legend": legend}}]}
+    errors = model_errors(model.Dashboard.from_json(broken), "dashboard")
+    assert len(errors) == 1
+    assert "options.legend.display_mode: 'sideways' not one of" in errors[0]
 
 
 def test_round_trip_notices_unknown_keys(board: dict[str, Any]) -> None:
