@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -49,60 +50,48 @@ class TableChecksum:
         return f"{self.checksum:016x}"
 
 
-class _Number(str):
-    """A JSON number token kept as Postgres numeric would print it."""
-
-    __slots__ = ()
-
+#: Numbers travel through the C JSON encoder as strings "\x00<numeric text>", then lose their
+#: quotes and marker; no real string can hold \x00 (the loose-data scan refuses \u0000).
+_NUMBER_MARK = "\x00"
+_NUMBER_RE = re.compile(r'"\\u0000([^"]*)"')
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(", ", ": "), check_circular=False)
 
 #: Postgres numeric limits: 131072 digits before the decimal point, 16383 after.
 _MAX_ADJUSTED = 131_071
 _MIN_EXPONENT = -16_383
 
 
-def numeric_token(token: str) -> _Number:
+def numeric_token(token: str) -> str:
     """A JSON number token as Postgres numeric prints it; raises ValueError out of range."""
+    # Fast path: plain decimal digits (every float repr without an exponent) print unchanged.
+    if len(token) < 40 and "e" not in token and "E" not in token and token.strip("-0.") != "":
+        return _NUMBER_MARK + token
     value = Decimal(token)
     exponent = value.as_tuple().exponent
     if value.adjusted() > _MAX_ADJUSTED or (isinstance(exponent, int) and exponent < _MIN_EXPONENT):
         raise ValueError(f"number {token[:40]} is outside the range of Postgres numeric")
     if value.is_zero():
         value = abs(value)  # numeric has no negative zero
-    return _Number(format(value, "f"))
+    return _NUMBER_MARK + format(value, "f")
 
 
-def _dump(value: Any, out: list[str]) -> None:
-    if isinstance(value, str):
-        if isinstance(value, _Number):
-            out.append(value)
-        else:
-            out.append(json.dumps(value, ensure_ascii=False))
-    elif isinstance(value, dict):
-        out.append("{")
-        first = True
-        for key in sorted(value, key=lambda k: (len(k.encode("utf-8")), k.encode("utf-8"))):
-            if not first:
-                out.append(", ")
-            first = False
-            out.append(json.dumps(key, ensure_ascii=False))
-            out.append(": ")
-            _dump(value[key], out)
-        out.append("}")
-    elif isinstance(value, list):
-        out.append("[")
-        for i, item in enumerate(value):
-            if i:
-                out.append(", ")
-            _dump(item, out)
-        out.append("]")
-    elif value is True:
-        out.append("true")
-    elif value is False:
-        out.append("false")
-    elif value is None:
-        out.append("null")
-    else:
-        out.append(str(value))  # int
+def _jsonb_key(item: tuple[str, Any]) -> tuple[int, str]:
+    # jsonb orders object keys by byte length, then bytes; UTF-8 byte order is code point order.
+    return (len(item[0].encode("utf-8")), item[0])
+
+
+def _ordered(value: Any) -> Any:
+    if type(value) is dict:
+        return {
+            k: _ordered(v) if type(v) in _CONTAINERS else v
+            for k, v in sorted(value.items(), key=_jsonb_key)
+        }
+    if type(value) is list:
+        return [_ordered(v) if type(v) in _CONTAINERS else v for v in value]
+    return value
+
+
+_CONTAINERS = (dict, list)
 
 
 def parse_json(raw: str) -> Any:
@@ -112,9 +101,8 @@ def parse_json(raw: str) -> Any:
 
 def jsonb_text(value: Any) -> str:
     """`jsonb::text` of a value parsed by `parse_json`."""
-    out: list[str] = []
-    _dump(value, out)
-    return "".join(out)
+    text = _ENCODER.encode(_ordered(value))
+    return _NUMBER_RE.sub(r"\1", text) if "\\u0000" in text else text
 
 
 def vector_hex(blob: bytes) -> str:
