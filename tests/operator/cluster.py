@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, ClassVar
 
+import attrs
 import kmock
 import kopf
 import kubernetes
@@ -28,6 +29,7 @@ from liteshift.operator.kube import Kube
 NAMESPACE = "apps"
 
 
+@attrs.define(kw_only=True)
 class Emulator(kmock.KubernetesEmulator):  # type: ignore[misc]
     """kmock's emulator plus the API-server duties kopf relies on.
 
@@ -37,6 +39,9 @@ class Emulator(kmock.KubernetesEmulator):  # type: ignore[misc]
       resourceVersion and tests it in its JSON patches (a mismatch is a 422, as on a real
       server); without bumps it re-ran creation handlers on stale events.
     """
+
+    #: (HTTP method, plural) pairs answered 403 Forbidden, as a too narrow RBAC would.
+    refused: set[tuple[str, str]] = attrs.field(factory=set)
 
     # Shared by all instances: versions only need to be unique and growing.
     _clock: ClassVar[dict[str, int]] = {"version": 1}
@@ -63,6 +68,13 @@ class Emulator(kmock.KubernetesEmulator):  # type: ignore[misc]
             yield event
 
     async def _handle(self, request: Any) -> Any:
+        if (
+            request.resource is not None
+            and (request.method, request.resource.plural) in self.refused
+        ):
+            raise kmock.KubernetesError(
+                status=403, reason="Forbidden", message=f"{request.method} is not allowed"
+            )
         data = request.data
         if request.resource is not None and request.method == "POST" and isinstance(data, dict):
             meta = data.setdefault("metadata", {})
@@ -291,6 +303,7 @@ def running_operator(url: str) -> contextlib.AbstractContextManager[None]:
         runtime = Runtime(
             kube=Kube.from_url(url),
             drift_interval=1.0,
+            retry_delay=0.5,
             connection=kopf.ConnectionInfo(server=url, default_namespace=NAMESPACE),
         )
         await kopf.operator(

@@ -20,7 +20,6 @@ from liteshift.operator.model import GROUP, PLURAL, VERSION, Datastore, InvalidS
 
 #: How often the drift timer wakes up; the real period per object is Runtime.drift_interval.
 TIMER_TICK_SECONDS = 2.0
-RETRY_DELAY_SECONDS = 15.0
 
 
 def _post(body: kopf.Body, events: list[reconcile.Event]) -> None:
@@ -47,12 +46,12 @@ async def reconcile_datastore(
 ) -> None:
     """Build every child from the spec and create-or-patch it; then write status."""
     ds = _parse(body, patch)
-    kube = runtime(memo).kube
+    settings = runtime(memo)
     try:
-        result = await asyncio.to_thread(reconcile.reconcile, kube, ds, dict(body.status))
+        result = await asyncio.to_thread(reconcile.reconcile, settings.kube, ds, dict(body.status))
     except KubeError as exc:
         kopf.warn(body, reason="ApplyFailed", message=str(exc))
-        raise kopf.TemporaryError(str(exc), delay=RETRY_DELAY_SECONDS) from None
+        raise kopf.TemporaryError(str(exc), delay=settings.retry_delay) from None
     patch.status.update(result.status)
     _post(body, result.events)
 
@@ -89,12 +88,12 @@ def _differs(previous: Mapping[str, Any], fresh: Mapping[str, Any]) -> bool:
 @kopf.on.delete(GROUP, VERSION, PLURAL)
 async def release_datastore(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     """Honour spec.reclaimPolicy: Delete removes the PVCs and generated Secrets."""
-    kube = runtime(memo).kube
+    settings = runtime(memo)
+    namespace, name = body.metadata.namespace or "default", body.metadata.name or ""
     try:
         events = await asyncio.to_thread(
-            reconcile.release, kube, body.metadata.namespace or "default", body.metadata.name or "",
-            dict(body.spec),
-        )  # fmt: skip
+            reconcile.release, settings.kube, namespace, name, dict(body.spec)
+        )
     except KubeError as exc:
-        raise kopf.TemporaryError(str(exc), delay=RETRY_DELAY_SECONDS) from None
+        raise kopf.TemporaryError(str(exc), delay=settings.retry_delay) from None
     _post(body, events)

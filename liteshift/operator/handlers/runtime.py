@@ -26,6 +26,8 @@ class Runtime:
     kube: Kube
     #: Seconds between drift checks of one Datastore (LITESHIFT_DRIFT_INTERVAL).
     drift_interval: float = 60.0
+    #: Seconds before a reconcile the API server refused is tried again.
+    retry_delay: float = 15.0
     #: Where kopf connects; None means kopf's usual in-cluster/kubeconfig login.
     connection: kopf.ConnectionInfo | None = None
 

@@ -341,3 +341,16 @@ def test_missing_referenced_secrets_are_reported_until_they_exist(cluster: Clust
         lambda: condition(cluster, "shop", "Ready").get("reason") == "SidecarNotReady",
         message="the drift check to notice the Secrets",
     )
+
+
+def test_refused_requests_are_reported_and_retried(cluster: Cluster) -> None:
+    cluster.emulator.refused.add(("POST", "statefulsets"))
+    cluster.create("Datastore", datastore("shop", {}))
+    (event, *_) = wait_for(lambda: events(cluster, "shop", "ApplyFailed"), message="ApplyFailed")
+    assert event["type"] == "Warning"
+    assert "Kubernetes API 403 Forbidden" in event["message"]
+    assert cluster.get("StatefulSet", "shop") is None
+
+    cluster.emulator.refused.clear()  # the RBAC got fixed
+    wait_for(lambda: cluster.get("StatefulSet", "shop"), message="StatefulSet after the retry")
+    wait_for(lambda: status_of(cluster, "shop").get("phase") == "Provisioning", message="phase")
