@@ -74,3 +74,16 @@ class ReadinessFailed(PromotionError):
     def __init__(self, failed: list[str], detail: str) -> None:
         self.failed = failed
         super().__init__(detail)
+
+
+class InvalidPromotionTransition(PromotionError):
+    """An event that does not apply to the promotion's current state."""
+
+    code = "invalid_promotion_transition"
+
+    def __init__(self, state: str, event: str, detail: str = "") -> None:
+        self.state = state
+        self.event = event
+        super().__init__(
+            f"promotion in state {state} cannot take {event}" + (f": {detail}" if detail else "")
+        )
