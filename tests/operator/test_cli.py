@@ -7,15 +7,18 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
+import pytest
 import yaml
 
 from liteshift.local.ports import free_port
 from tests.operator.cluster import NAMESPACE, Cluster, wait_for
 
 LITESHIFT = Path(sys.executable).parent / "liteshift"
+KOPF = Path(sys.executable).parent / "kopf"
 
 
 def _kubeconfig(path: Path, url: str) -> Path:
@@ -50,16 +53,35 @@ def _live(url: str) -> bool:
         return False
 
 
+COMMANDS: dict[str, Callable[[str], list[str]]] = {
+    "liteshift-operator": lambda liveness: [str(LITESHIFT), "operator", "--liveness", liveness],
+    # The kopf way, with the handlers module alone: the startup handler builds the client.
+    "kopf-run": lambda liveness: [
+        str(KOPF),
+        "run",
+        "-m",
+        "liteshift.operator.handlers",
+        "--standalone",
+        "-A",
+        "--liveness",
+        liveness,
+        "--log-format",
+        "json",
+    ],
+}
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
 def test_operator_command_reconciles_and_stops_on_sigterm(
-    bare_cluster: Cluster, tmp_path: Path
+    bare_cluster: Cluster, tmp_path: Path, command: str
 ) -> None:
     kubeconfig = _kubeconfig(tmp_path / "kubeconfig", bare_cluster.url)
     liveness = f"http://127.0.0.1:{free_port()}/healthz"
     log_path = tmp_path / "operator.log"
-    env = {**os.environ, "KUBECONFIG": str(kubeconfig)}
+    env = {**os.environ, "KUBECONFIG": str(kubeconfig), "LITESHIFT_DRIFT_INTERVAL": "1"}
     with log_path.open("w") as log:
         process = subprocess.Popen(
-            [str(LITESHIFT), "operator", "--liveness", liveness, "--drift-interval", "1"],
+            COMMANDS[command](liveness),
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
