@@ -116,7 +116,7 @@ def test_status_is_a_subresource(
     replaced = api.replace_namespaced_custom_object(
         GROUP, VERSION, namespace, PLURAL, "status", with_status
     )
-    assert "status" not in replaced or replaced["status"].get("phase") != "Ready"
+    assert "status" not in replaced
 
     # ...and one written through /status does not bump the spec's generation.
     patched = api.patch_namespaced_custom_object_status(
