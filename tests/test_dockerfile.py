@@ -276,10 +276,10 @@ def test_vector_extension_libraries_are_installed(stages: list[list[Instruction]
         Path(sqlite_vec.loadable_path() + ".so"),
         Path(sqlite_vss.vss_loadable_path() + ".so"),
     ]
-    for shared_object in objects:
-        for library in linked_libraries(shared_object):
-            owner = debian_package_of(library)
-            assert owner in provided, f"{shared_object.name} needs {library} from {owner}"
+    needs = {(obj.name, library) for obj in objects for library in linked_libraries(obj)}
+    owners = debian_packages_of({library for _, library in needs})
+    for name, library in sorted(needs):
+        assert owners[library] in provided, f"{name} needs {library} from {owners[library]}"
 
 
 def linked_libraries(shared_object: Path) -> list[str]:
@@ -294,38 +294,49 @@ def linked_libraries(shared_object: Path) -> list[str]:
     return paths
 
 
-def debian_package_of(path: str) -> str:
-    # Under usrmerge a library may be registered under /lib or /usr/lib: try both.
-    candidates = [path, path.removeprefix("/usr")] if path.startswith("/usr") else [path]
-    for candidate in candidates:
-        out = subprocess.run(["dpkg", "-S", candidate], check=False, capture_output=True, text=True)
-        if out.returncode == 0:
-            return out.stdout.split(":")[0]
-    raise AssertionError(f"no Debian package owns {path}")
+def debian_packages_of(paths: set[str]) -> dict[str, str]:
+    """The Debian package owning each path (one `dpkg -S`: each call reads every file list)."""
+    # Under usrmerge a library may be registered under /lib or /usr/lib: ask for both.
+    queries = paths | {path.removeprefix("/usr") for path in paths if path.startswith("/usr")}
+    out = subprocess.run(
+        ["dpkg", "-S", *sorted(queries)], check=False, capture_output=True, text=True
+    ).stdout
+    owners = {}
+    for line in out.splitlines():
+        package, _, path = line.partition(": ")
+        owners[path.strip()] = package.split(":")[0]
+    found = {}
+    for path in paths:
+        owner = owners.get(path) or owners.get(path.removeprefix("/usr"))
+        assert owner, f"no Debian package owns {path}"
+        found[path] = owner
+    return found
 
 
 def closure(packages: set[str]) -> set[str]:
     """`packages` and everything they depend on, as installed here (dpkg's Depends/Pre-Depends)."""
+    listing = subprocess.run(
+        ["dpkg-query", "-W", "-f=${Package}\t${Depends}, ${Pre-Depends}\n"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    depends: dict[str, set[str]] = {}
+    for line in listing.splitlines():
+        package, _, clauses = line.partition("\t")
+        names = {
+            alternative.strip().split(" ")[0].split(":")[0]
+            for clause in clauses.split(",")
+            for alternative in clause.split("|")
+        }
+        depends.setdefault(package, set()).update(name for name in names if name)
     seen: set[str] = set()
     todo = list(packages)
     while todo:
         package = todo.pop()
-        if package in seen:
-            continue
-        seen.add(package)
-        out = subprocess.run(
-            ["dpkg-query", "-W", "-f=${Depends}, ${Pre-Depends}", package],
-            check=False,
-            capture_output=True,
-            text=True,
-        )
-        if out.returncode != 0:
-            continue
-        for clause in out.stdout.split(","):
-            for alternative in clause.split("|"):
-                name = alternative.strip().split(" ")[0].split(":")[0]
-                if name:
-                    todo.append(name)
+        if package not in seen:
+            seen.add(package)
+            todo.extend(depends.get(package, ()))
     return seen
 
 
