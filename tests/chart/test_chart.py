@@ -353,3 +353,25 @@ def test_notes_render() -> None:
     out = helm("install", RELEASE, str(CHART), "--dry-run=client", "--namespace", NAMESPACE)
     assert "kubectl apply -f examples/datastore.yaml" in out
     assert f"rollout status deployment/{RELEASE}" in out
+
+
+def test_packaged_chart_carries_the_linked_files(tmp_path: Path) -> None:
+    # crds/ and dashboards/ in the chart are symlinks: `helm package` must store their content.
+    import tarfile
+
+    from tests.chart.helm import RELEASE, helm
+
+    helm("package", str(CHART), "--destination", str(tmp_path))
+    (archive,) = tmp_path.glob("liteshift-*.tgz")
+    with tarfile.open(archive) as tar:
+        members = {m.name: m for m in tar.getmembers()}
+        for name in ("crds/datastores.liteshift.io.yaml", "dashboards/liteshift.json"):
+            member = members[f"liteshift/{name}"]
+            assert member.isfile(), name
+            extracted = tar.extractfile(member)
+            assert extracted is not None
+            source = ROOT / name
+            assert extracted.read() == source.read_bytes(), name
+    args = ["template", RELEASE, str(archive), "--namespace", NAMESPACE, "--include-crds"]
+    from_archive = [doc for doc in yaml.safe_load_all(helm(*args)) if doc]
+    assert from_archive == render()
