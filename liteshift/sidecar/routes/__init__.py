@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from liteshift.sidecar.routes import (
     admin,
+    admin_backups,
     agent_messages,
     cursors,
     embeddings,
@@ -27,6 +28,7 @@ def all_operations(*, media_enabled: bool) -> list[Operation]:
         *embeddings.OPERATIONS,
         *cursors.OPERATIONS,
         *admin.OPERATIONS,
+        *admin_backups.OPERATIONS,
     ]
     if media_enabled:
         ops.extend(media.OPERATIONS)
