@@ -2,9 +2,10 @@
 
 `helm install` (the real binary) creates the operator's ServiceAccount, its RBAC and its
 Deployment in a namespace that enforces the `restricted` Pod Security Standard. No kubelet runs
-the Deployment's Pod, so the test runs the same operator (`kopf run -m
-liteshift.operator.handlers`) as a local process logged in with that ServiceAccount's token:
-the chart's RBAC is what the API server checks, and a missing verb surfaces as a 403. The real
+the Deployment's Pod, so the test runs the Deployment's own container command (`liteshift
+operator ...` with its arguments and environment) as a local process logged in with that
+ServiceAccount's token, and waits for its /healthz as the chart's startup probe would: the
+chart's RBAC is what the API server checks, and a missing verb surfaces as a 403. The real
 controllers then do their part: the Deployment and StatefulSet controllers create Pods that the
 PodSecurity admission must accept, the StatefulSet controller makes the PVC, and the garbage
 collector removes the children after the Datastore is gone.
@@ -16,6 +17,8 @@ import json
 import os
 import subprocess
 import sys
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -27,6 +30,7 @@ import yaml
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from liteshift.local.ports import free_port
 from liteshift.operator.model import GROUP, PLURAL, VERSION
 from liteshift.operator.specs.common import DATASTORE_LABEL
 from tests.e2e.kube import Kubectl, api_message, service_account_token, wait_for
@@ -36,6 +40,7 @@ pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "liteshift"
 HELM = Path(sys.executable).parent / "helm"
+LITESHIFT = Path(sys.executable).parent / "liteshift"
 TIMEOUT = 90.0
 
 
@@ -48,6 +53,16 @@ class Operator:
 
     def log_text(self) -> str:
         return self.log.read_text(errors="replace")
+
+
+def healthz(port: int) -> int:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as exc:
+        return exc.code
+    except OSError:
+        return 0
 
 
 def helm(kubectl: Kubectl, *args: str) -> str:
@@ -74,16 +89,20 @@ def operator(
         "label", "namespace", namespace, "pod-security.kubernetes.io/enforce=restricted"
     )  # fmt: skip
     release = f"ls-{namespace.removeprefix('e2e-')}"
-    helm(kubectl, "install", release, str(CHART), "-n", namespace)
+    health_port = free_port()
+    helm(
+        kubectl, "install", release, str(CHART), "-n", namespace,
+        f"--set=operator.watchNamespaces={{{namespace}}}", "--set=operator.driftInterval=2",
+        f"--set=operator.healthPort={health_port}", "--set=operator.logFormat=text",
+    )  # fmt: skip
     try:
-        manifest = helm(kubectl, "get", "manifest", release, "-n", namespace)
-        accounts = [
-            doc["metadata"]["name"]
-            for doc in yaml.safe_load_all(manifest)
-            if doc and doc["kind"] == "ServiceAccount"
-        ]
-        assert len(accounts) == 1, manifest
-        token = service_account_token(api_client, namespace, accounts[0])
+        deployments = client.AppsV1Api(api_client).list_namespaced_deployment(
+            namespace, label_selector=f"app.kubernetes.io/instance={release}"
+        )
+        assert len(deployments.items) == 1
+        pod_spec = deployments.items[0].spec.template.spec
+        account, container = pod_spec.service_account_name, pod_spec.containers[0]
+        token = service_account_token(api_client, namespace, account)
         kubeconfig = tmp_path / "operator.kubeconfig"
         config = yaml.safe_load(kubectl.kubeconfig.read_text())
         config["users"] = [{"name": "operator", "user": {"token": token}}]
@@ -92,24 +111,31 @@ def operator(
         kubeconfig.write_text(yaml.safe_dump(config))
         whoami = Kubectl(kubectl.binary, kubeconfig).json("auth", "whoami")
         assert whoami["status"]["userInfo"]["username"] == (
-            f"system:serviceaccount:{namespace}:{accounts[0]}"
+            f"system:serviceaccount:{namespace}:{account}"
         )
 
+        # The Deployment's own container command and environment, run here instead of a kubelet
+        # (the image's entrypoint is `liteshift`).
         log = tmp_path / "operator.log"
-        env = {**os.environ, "KUBECONFIG": str(kubeconfig), "LITESHIFT_DRIFT_INTERVAL": "2"}
+        env = {**os.environ, "KUBECONFIG": str(kubeconfig)}
+        env.update({var.name: var.value for var in container.env or []})
         with log.open("wb") as out:
             process = subprocess.Popen(
-                [
-                    *(sys.executable, "-m", "kopf", "run", "--standalone", "-n", namespace),
-                    *("-m", "liteshift.operator.handlers"),
-                ],
+                [str(LITESHIFT), *container.args],
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 env=env,
             )
+        running = Operator(process, log, release, account)
+        wait_for(
+            lambda: healthz(health_port) == 200 or process.poll() is not None,
+            TIMEOUT,
+            lambda: f"the operator's /healthz (the chart's startup probe)\n{running.log_text()}",
+        )
+        assert process.poll() is None, running.log_text()
         try:
-            yield Operator(process, log, release, accounts[0])
+            yield running
         finally:
             process.terminate()
             try:
