@@ -1,13 +1,17 @@
-"""docs/helm.md documents every key of values.yaml, and nothing values.yaml lacks."""
+"""docs/helm.md documents every key of values.yaml, and nothing values.yaml lacks; the shell
+commands of docs/quickstart.md and docs/helm.md parse, and their helm commands render."""
 
 from __future__ import annotations
 
+import itertools
 import re
+import shlex
+import subprocess
 from typing import Any
 
 import yaml
 
-from tests.chart.helm import CHART, ROOT
+from tests.chart.helm import CHART, ROOT, helm
 
 ROW = re.compile(r"^\| `([A-Za-z0-9_.]+)` \| ")
 
@@ -63,3 +67,51 @@ def test_every_value_has_a_comment_in_values_yaml() -> None:
         assert previous.startswith("#") or stripped.endswith(":"), (
             f"values.yaml: {key} undocumented"
         )
+
+
+def shell_blocks(name: str) -> list[str]:
+    text = (ROOT / "docs" / name).read_text()
+    return re.findall(r"```sh\n(.*?)```", text, flags=re.DOTALL)
+
+
+def commands(block: str) -> list[list[str]]:
+    """The words of each command line (backslash continuations joined)."""
+    joined = block.replace("\\\n", " ")
+    return [shlex.split(line) for line in joined.splitlines() if line.strip()]
+
+
+DOCS = ("quickstart.md", "helm.md")
+
+
+def test_shell_blocks_are_valid_bash() -> None:
+    for name in DOCS:
+        for block in shell_blocks(name):
+            result = subprocess.run(
+                ["bash", "-n"], check=False, input=block, capture_output=True, text=True
+            )
+            assert result.returncode == 0, f"{name}: {result.stderr}\n{block}"
+
+
+def test_files_the_docs_apply_exist() -> None:
+    for name in DOCS:
+        for block in shell_blocks(name):
+            for words in commands(block):
+                for flag, value in itertools.pairwise(words):
+                    if flag == "-f" and words[0] == "kubectl":
+                        assert (ROOT / value).exists(), f"{name}: {value} does not exist"
+
+
+def test_helm_commands_in_the_docs_render() -> None:
+    # `helm install/upgrade NAME CHART flags...` becomes `helm template` with the same values:
+    # a flag or a --set the chart's schema refuses fails here.
+    seen = 0
+    for name in DOCS:
+        for block in shell_blocks(name):
+            for words in commands(block):
+                if words[:2] not in (["helm", "install"], ["helm", "upgrade"]):
+                    continue
+                release, chart, *flags = words[2:]
+                flags = [f for f in flags if f not in ("--create-namespace", "--reuse-values")]
+                helm("template", release, str(ROOT / chart), *flags)
+                seen += 1
+    assert seen >= 3
