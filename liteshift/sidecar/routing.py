@@ -20,6 +20,7 @@ from starlette.routing import Route
 
 from liteshift.sidecar.context import Sidecar
 from liteshift.sidecar.errors import RequestError
+from liteshift.sidecar.ids import new_id
 from liteshift.sidecar.responses import json_response
 from liteshift.store import Store
 
@@ -78,6 +79,14 @@ class Operation:
     @property
     def operation_id(self) -> str:
         return getattr(self.handler, "__name__", f"{self.method}_{self.path}")
+
+
+def with_id(body: pydantic.BaseModel) -> dict[str, Any]:
+    """A create body's fields, with a fresh UUID4 `id` when the client sent none."""
+    fields = body.model_dump()
+    if fields.get("id") is None:
+        fields["id"] = new_id()
+    return fields
 
 
 def _validation_detail(exc: pydantic.ValidationError, where: str) -> list[dict[str, Any]]:

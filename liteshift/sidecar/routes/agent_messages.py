@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from liteshift.sidecar.routing import Call, Operation
+from liteshift.sidecar.routing import Call, Operation, with_id
 from liteshift.sidecar.schemas import (
     AgentMessageCreate,
     AgentMessageOut,
@@ -15,7 +15,7 @@ from liteshift.store.models import AgentMessageIn
 
 
 async def create_agent_message(call: Call) -> Any:
-    message = AgentMessageIn(**call.body.model_dump())
+    message = AgentMessageIn(**with_id(call.body))
     return await call.run(call.store.create_agent_message, message)
 
 

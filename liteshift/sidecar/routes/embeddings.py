@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from liteshift.sidecar.routing import Call, Operation
+from liteshift.sidecar.routing import Call, Operation, with_id
 from liteshift.sidecar.schemas import (
     EmbeddingCreate,
     EmbeddingOut,
@@ -17,7 +17,7 @@ from liteshift.store.models import EmbeddingIn
 
 
 async def create_embedding(call: Call) -> Any:
-    fields = call.body.model_dump()
+    fields = with_id(call.body)
     fields["vector"] = tuple(fields["vector"])
     return await call.run(call.store.create_embedding, EmbeddingIn(**fields))
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from liteshift.sidecar.routing import Call, Operation
+from liteshift.sidecar.routing import Call, Operation, with_id
 from liteshift.sidecar.schemas import EventCreate, EventOut, EventQuery, PageOut
 from liteshift.store.models import EventIn
 
 
 async def append_event(call: Call) -> Any:
-    return await call.run(call.store.append_event, EventIn(**call.body.model_dump()))
+    return await call.run(call.store.append_event, EventIn(**with_id(call.body)))
 
 
 async def get_event(call: Call) -> Any:

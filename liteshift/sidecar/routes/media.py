@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from liteshift.sidecar.routing import Call, Operation
+from liteshift.sidecar.routing import Call, Operation, with_id
 from liteshift.sidecar.schemas import (
     AttachmentCreate,
     AttachmentOut,
@@ -18,7 +18,7 @@ from liteshift.store.models import AttachmentIn, ExtractionIn
 
 
 async def create_attachment(call: Call) -> Any:
-    return await call.run(call.store.create_attachment, AttachmentIn(**call.body.model_dump()))
+    return await call.run(call.store.create_attachment, AttachmentIn(**with_id(call.body)))
 
 
 async def get_attachment(call: Call) -> Any:
@@ -30,7 +30,7 @@ async def list_attachments(call: Call) -> Any:
 
 
 async def create_extraction(call: Call) -> Any:
-    return await call.run(call.store.create_extraction, ExtractionIn(**call.body.model_dump()))
+    return await call.run(call.store.create_extraction, ExtractionIn(**with_id(call.body)))
 
 
 async def get_extraction(call: Call) -> Any:

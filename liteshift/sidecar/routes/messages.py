@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from liteshift.sidecar.routing import Call, Operation
+from liteshift.sidecar.routing import Call, Operation, with_id
 from liteshift.sidecar.schemas import MessageCreate, MessageOut, MessageQuery, PageOut
 from liteshift.store.models import MessageIn
 
 
 async def create_message(call: Call) -> Any:
-    return await call.run(call.store.create_message, MessageIn(**call.body.model_dump()))
+    return await call.run(call.store.create_message, MessageIn(**with_id(call.body)))
 
 
 async def get_message(call: Call) -> Any:

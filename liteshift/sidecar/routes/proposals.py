@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from liteshift.sidecar.routing import Call, Operation
+from liteshift.sidecar.routing import Call, Operation, with_id
 from liteshift.sidecar.schemas import (
     PageOut,
     ProposalCreate,
@@ -16,7 +16,7 @@ from liteshift.store.models import ProposalIn
 
 
 async def create_proposal(call: Call) -> Any:
-    return await call.run(call.store.create_proposal, ProposalIn(**call.body.model_dump()))
+    return await call.run(call.store.create_proposal, ProposalIn(**with_id(call.body)))
 
 
 async def get_proposal(call: Call) -> Any:
