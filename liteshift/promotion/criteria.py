@@ -218,7 +218,9 @@ def queries(target: Target, thresholds: Thresholds) -> dict[str, str]:
             f"{target.selector(_WRITE)}{r})))"
         ),
         "busyErrors": f"sum(rate(liteshift_busy_errors_total{target.selector()}{r}))",
-        "databaseSize": f"max(liteshift_database_size_bytes{target.selector()})",
+        # min_over_time: "held" must hold between samples too, and one missed scrape (a
+        # staleness marker) must not open a gap in the window.
+        "databaseSize": f"max(min_over_time(liteshift_database_size_bytes{target.selector()}{r}))",
     }
 
 

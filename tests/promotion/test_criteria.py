@@ -39,7 +39,7 @@ THRESHOLDS = Thresholds(
     window_seconds=WINDOW,
     cooldown_seconds=60.0,
     step_seconds=1.0,
-    rate_interval_seconds=3.0,
+    rate_interval_seconds=5.0,
     hysteresis=0.1,
 )
 # Sizes per store: hot is far above, hover sits between the hysteresis bar (900) and 1000.
