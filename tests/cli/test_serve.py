@@ -97,6 +97,18 @@ def test_default_store_and_generated_tokens(tmp_path: Path) -> None:
         assert [m["content"] for m in response.json()["items"]] == ["hello"]
 
 
+def test_serves_a_postgres_store_given_by_flag(tmp_path: Path, postgres_dsn: str) -> None:
+    env = {"LITESHIFT_API_TOKEN": "pg-api", "LITESHIFT_ADMIN_TOKEN": "pg-admin"}
+    with serve(tmp_path, env, "--db", postgres_dsn) as (_, url):
+        auth = {"Authorization": "Bearer pg-api"}
+        made = httpx.post(f"{url}/v1/events", headers=auth, json={"type": "t", "payload": {}})
+        assert made.status_code == 201
+        got = httpx.get(f"{url}/v1/events/{made.json()['id']}", headers=auth)
+        assert got.json() == made.json()
+        status = httpx.get(f"{url}/admin/status", headers={"Authorization": "Bearer pg-admin"})
+        assert status.json()["engine"] == "postgres"
+
+
 def test_bad_setting_is_one_line_error(tmp_path: Path) -> None:
     result = subprocess.run(
         [LITESHIFT, "serve"],
