@@ -283,6 +283,20 @@ def backup_age_panel() -> timeseries.Panel:
     )
 
 
+def cross_store_panel() -> timeseries.Panel:
+    return graph(
+        "Cross-store write failures",
+        "ops",
+        "Media writes (attachments, extractions) that failed after the primary store accepted "
+        "their parent (liteshift_cross_store_write_failures_total); 0 when media is off.",
+    ).with_target(
+        query(
+            f"sum by ({BY}) "
+            f"(rate(liteshift_cross_store_write_failures_total{{{SELECTOR}}}[$__rate_interval]))"
+        )
+    )
+
+
 def variables() -> list[Any]:
     datasource = dash.DatasourceVariable("datasource").label("Prometheus").type("prometheus")
     namespace = (
@@ -318,7 +332,8 @@ def build(limits: Thresholds | None = None) -> dict[str, Any]:
         .uid(UID)
         .description(
             "Per data store: engine and promotion state, write contention against the "
-            "promotion thresholds, latency, throughput, sizes and backup age."
+            "promotion thresholds, latency, throughput, sizes, backup age and cross-store "
+            "write failures."
         )
         .tags(["liteshift", "sqlite", "postgres"])
         .editable()
@@ -337,8 +352,9 @@ def build(limits: Thresholds | None = None) -> dict[str, Any]:
         .with_row(dash.Row("Queries"))
         .with_panel(query_latency_panel())
         .with_row(dash.Row("Storage and backups"))
-        .with_panel(size_panel(limits))
-        .with_panel(backup_age_panel())
+        .with_panel(size_panel(limits).span(8))
+        .with_panel(backup_age_panel().span(8))
+        .with_panel(cross_store_panel().span(8))
     )
     rendered: dict[str, Any] = json.loads(json.dumps(board.build(), cls=JSONEncoder))
     return rendered

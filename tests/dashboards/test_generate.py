@@ -39,6 +39,7 @@ METRICS = (
     "liteshift_database_size_bytes",
     "liteshift_wal_size_bytes",
     "liteshift_backup_last_success_timestamp_seconds",
+    "liteshift_cross_store_write_failures_total",
 )
 
 
