@@ -9,11 +9,7 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import subprocess
-import sys
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,11 +20,10 @@ import pytest
 
 from dashboards.generate import build, expressions
 from liteshift.local.errors import LocalServerError
-from liteshift.local.ports import free_port
 from liteshift.local.prometheus import PrometheusServer, start_prometheus
+from tests.dashboards.sidecar import serve
 
 ROOT = Path(__file__).resolve().parents[2]
-LITESHIFT = Path(sys.executable).parent / "liteshift"
 DATASTORE, NAMESPACE = "notes", "apps"
 API_TOKEN = "dashboard-test-api-token-0123456789"
 
@@ -111,11 +106,8 @@ class Load:
 
 @pytest.fixture
 def sidecar(tmp_path: Path) -> Iterator[str]:
-    port = free_port()
     env = {
-        **os.environ,
         "LITESHIFT_DB_URL": f"sqlite:///{tmp_path / 'notes.db'}",
-        "LITESHIFT_PORT": str(port),
         "LITESHIFT_DATASTORE": DATASTORE,
         "LITESHIFT_NAMESPACE": NAMESPACE,
         "LITESHIFT_API_TOKEN": API_TOKEN,
@@ -123,25 +115,8 @@ def sidecar(tmp_path: Path) -> Iterator[str]:
         "LITESHIFT_TOKEN_DIR": str(tmp_path / "tokens"),
         "LITESHIFT_BACKUP_DIR": str(tmp_path / "backups"),
     }
-    log = (tmp_path / "sidecar.log").open("wb")
-    process = subprocess.Popen([str(LITESHIFT), "serve"], env=env, stdout=log, stderr=log)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert process.poll() is None, (tmp_path / "sidecar.log").read_text()
-            try:
-                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "sidecar not ready after 60 s"
-            time.sleep(0.2)
+    with serve(tmp_path, env) as base:
         yield base
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-        log.close()
 
 
 @pytest.mark.slow
