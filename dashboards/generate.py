@@ -94,7 +94,7 @@ def quantile(q: float, histogram: str, extra: str = "", by: str = BY) -> str:
     )
 
 
-def threshold_line(value: float) -> Any:
+def threshold_line(value: float) -> dash.ThresholdsConfig:
     """Field thresholds drawn as a dashed red line at `value` (the promotion threshold)."""
     return (
         dash.ThresholdsConfig()
