@@ -120,7 +120,7 @@ func run(dataDir, kubeconfigPath, adminToken, controllers string, verbosity int,
 
 	apiCtx, cancelAPI := context.WithCancel(context.Background())
 	apiDone := make(chan error, 1)
-	if err := startAPIServer(apiCtx, listener, etcdURL, dataDir, files, apiDone); err != nil {
+	if err := startAPIServer(apiCtx, listener, etcdURL, files, apiDone); err != nil {
 		cancelAPI()
 		return fmt.Errorf("kube-apiserver: %w", err)
 	}
@@ -280,7 +280,7 @@ func writeAuthFiles(dataDir, adminToken string) (authFiles, error) {
 	return f, os.WriteFile(f.servingKey, servingKey, 0o600)
 }
 
-func startAPIServer(ctx context.Context, listener net.Listener, etcdURL, dataDir string, files authFiles, done chan<- error) error {
+func startAPIServer(ctx context.Context, listener net.Listener, etcdURL string, files authFiles, done chan<- error) error {
 	s := apiserveroptions.NewServerRunOptions()
 	fs := pflag.NewFlagSet("kube-apiserver", pflag.ContinueOnError)
 	for _, f := range s.Flags().FlagSets {
