@@ -39,6 +39,14 @@ PageProgress = Callable[[int, int], None]
 #: bar, large enough that the per-step overhead is negligible.
 PAGES_PER_STEP = 1024
 
+#: Largest memory map for reading copies and the backup's source (SQLite caps it at its
+#: compile-time SQLITE_MAX_MMAP_SIZE).
+MMAP_BYTES = 1 << 40
+
+#: Bytes of the copy allowed in flight to the disk (see `_Writeback`): at 100-400 MB/s, a
+#: live database's fsync waits 40-160 ms at most behind them.
+WRITEBACK_LAG = 16 * 1024 * 1024
+
 _MIGRATIONS_TABLE = "schema_migrations"
 
 
@@ -80,6 +88,8 @@ def online_backup(
         raise StoreUnavailable(f"sqlite file {source}", str(exc)) from exc
     try:
         src.set_busy_timeout(busy_timeout_ms)
+        if MMAP_BYTES:
+            src.execute(f"PRAGMA mmap_size={MMAP_BYTES}")
         dst = apsw.Connection(str(dest), flags=apsw.SQLITE_OPEN_READWRITE | apsw.SQLITE_OPEN_CREATE)
         try:
             _private_destination(dst)
@@ -106,18 +116,20 @@ def online_backup(
 
 
 class _Writeback:
-    """Start writeback of the copy's dirty pages after every step (Linux sync_file_range).
+    """Keep the copy's dirty pages flowing to disk during the copy (Linux sync_file_range).
 
     Without it the whole copy sits dirty in the page cache until the final fsync, which then
     flushes it in one burst, and every fsync of the live database's WAL (synchronous=FULL
-    commits) queues behind that burst. Written back step by step, waiting for the previous
-    step first, the copy never has more than a step in flight: the writer's fsyncs wait at
-    most that long, and the final fsync finds almost nothing left to do.
+    commits) queues behind that burst. After each step, writeback of everything dirty is
+    started, and the copy waits until all but the last `WRITEBACK_LAG` bytes are on disk: the
+    live database's fsyncs never queue behind more than that, large writes still merge, and
+    the final fsync finds almost nothing left to do.
     """
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self.fd = -1
+        self.settled = 0
 
     def __enter__(self) -> _Writeback:
         if _sync_file_range is not None:
@@ -125,10 +137,18 @@ class _Writeback:
         return self
 
     def start(self) -> None:
-        if self.fd >= 0 and _sync_file_range is not None:
-            # Wait for the previous step's writeback, then start this one's: at most one
-            # step (4 MiB) is ever queued ahead of the live database's own fsyncs.
-            _sync_file_range(self.fd, 0, 0, _SYNC_FILE_RANGE_WAIT_BEFORE | _SYNC_FILE_RANGE_WRITE)
+        if self.fd < 0 or _sync_file_range is None:
+            return
+        _sync_file_range(self.fd, 0, 0, _SYNC_FILE_RANGE_WRITE)
+        target = os.fstat(self.fd).st_size - WRITEBACK_LAG
+        if target > self.settled:
+            _sync_file_range(
+                self.fd,
+                self.settled,
+                target - self.settled,
+                _SYNC_FILE_RANGE_WAIT_BEFORE | _SYNC_FILE_RANGE_WRITE | _SYNC_FILE_RANGE_WAIT_AFTER,
+            )
+            self.settled = target
 
     def __exit__(self, *exc: object) -> None:
         if self.fd >= 0:
@@ -150,6 +170,7 @@ def _load_sync_file_range() -> Callable[[int, int, int, int], int] | None:
 
 _SYNC_FILE_RANGE_WAIT_BEFORE = 1
 _SYNC_FILE_RANGE_WRITE = 2
+_SYNC_FILE_RANGE_WAIT_AFTER = 4
 _sync_file_range = _load_sync_file_range()
 
 
@@ -175,9 +196,13 @@ def open_copy(path: Path) -> apsw.Connection:
     """Open a backup copy read-only and immutable: no -wal/-shm files, no locks, no writes."""
     uri = "file:" + str(path.resolve()) + "?immutable=1"
     try:
-        return apsw.Connection(uri, flags=apsw.SQLITE_OPEN_READONLY | apsw.SQLITE_OPEN_URI)
+        conn = apsw.Connection(uri, flags=apsw.SQLITE_OPEN_READONLY | apsw.SQLITE_OPEN_URI)
+        # Memory-mapped reads halve the time of a quick_check over a large file (no read()
+        # call and copy per page); safe here: nobody writes the copy while it is checked.
+        conn.execute(f"PRAGMA mmap_size={MMAP_BYTES}")
     except apsw.Error as exc:
         raise StoreUnavailable(f"sqlite file {path}", str(exc)) from exc
+    return conn
 
 
 def check_integrity(conn: apsw.Connection, *, full: bool = False) -> CheckResult:
