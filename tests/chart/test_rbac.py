@@ -104,7 +104,9 @@ def test_every_resource_kopf_handles_is_watchable_and_patchable() -> None:
     granted = triples(kube.KOPF_PERMISSIONS)
     for group, plural in selectors:
         for verb in ("list", "watch", "patch"):
-            assert (group, plural, verb) in granted, (group, plural, verb)
+            assert (group, plural, verb) in granted, (
+                f"kopf handles {group}/{plural}: add {verb!r} to kube.KOPF_PERMISSIONS"
+            )
         # Status (conditions, phase) is written through the status subresource.
         assert (group, f"{plural}/status", "patch") in granted
 
@@ -132,7 +134,7 @@ def cluster_role() -> dict[str, Any]:
 
 def test_cluster_role_is_sufficient(cluster_role: dict[str, Any]) -> None:
     missing = required() - rule_triples(cluster_role["rules"])
-    assert missing == set()
+    assert missing == set(), "add these to charts/liteshift/templates/_helpers.tpl's rules"
 
 
 def test_cluster_role_is_minimal(cluster_role: dict[str, Any]) -> None:
