@@ -1,9 +1,9 @@
 """`restore_backup`: verified backup in, checked database out, nothing live overwritten by accident.
 
-Order: manifest → schema version (refuse newer than this liteshift) → size + sha256 → target
-check (exists? in use?) → write a temp file next to the target → integrity check and row counts
-of that temp file against the manifest → remove stale -wal/-shm → rename into place. A failure
-at any step leaves the target as it was.
+Order: manifest → schema version (refuse newer than this liteshift) → target check (exists?
+in use? empty?) → size + sha256 → write a temp file next to the target → integrity check and
+row counts of that temp file against the manifest → remove stale -wal/-shm → rename into
+place. A failure at any step leaves the target as it was.
 """
 
 from __future__ import annotations
@@ -75,11 +75,15 @@ def restore_backup(
         manifest,
         known_version if known_version is not None else known_schema_version(manifest.engine),
     )
-    data = verify_checksum(directory, manifest, progress)
+    # The cheap refusals (target exists, in use, not empty) come before the checksum pass.
     if url.engine == "sqlite":
-        result = _restore_sqlite(data, manifest, Path(url.target), force, full_check, progress)
+        _check_sqlite_target(Path(url.target), force)
+        data = verify_checksum(directory, manifest, progress)
+        result = _restore_sqlite(data, manifest, Path(url.target), full_check, progress)
     else:
-        result = _restore_postgres(data, manifest, url, force, progress)
+        existing = _check_postgres_target(url, force)
+        data = verify_checksum(directory, manifest, progress)
+        result = _restore_postgres(data, manifest, url, bool(existing), progress)
     log.info(
         "backup restored",
         extra={"event": "backup_restored", "backup": manifest.id, "target": result.target},
@@ -87,14 +91,7 @@ def restore_backup(
     return result
 
 
-def _restore_sqlite(  # noqa: PLR0917 - private helper, called once
-    data: Path,
-    manifest: Manifest,
-    target: Path,
-    force: bool,
-    full_check: bool,
-    progress: Progress,
-) -> RestoreResult:
+def _check_sqlite_target(target: Path, force: bool) -> None:
     display = f"sqlite file {target}"
     exists = target.exists() or any(Path(f"{target}{s}").exists() for s in _SIDE_FILES)
     if exists and not force:
@@ -103,6 +100,11 @@ def _restore_sqlite(  # noqa: PLR0917 - private helper, called once
         raise RestoreRefused(display, "another process has it open; stop the sidecar, then restore")
     if not target.parent.is_dir():
         raise RestoreRefused(display, f"directory {target.parent} does not exist")
+
+
+def _restore_sqlite(
+    data: Path, manifest: Manifest, target: Path, full_check: bool, progress: Progress
+) -> RestoreResult:
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.restore-", dir=target.parent)
     os.close(fd)
     tmp = Path(tmp_name)
@@ -124,16 +126,21 @@ def _restore_sqlite(  # noqa: PLR0917 - private helper, called once
     return RestoreResult(str(target), manifest, facts.check.kind, facts.row_counts)
 
 
-def _restore_postgres(
-    data: Path, manifest: Manifest, url: DatabaseURL, force: bool, progress: Progress
-) -> RestoreResult:
-    display = url.display()
-    existing = snapshot.pg_user_tables(url.target, display)
+def _check_postgres_target(url: DatabaseURL, force: bool) -> list[str]:
+    existing = snapshot.pg_user_tables(url.target, url.display())
     if existing and not force:
         shown = ", ".join(existing[:5])
         raise RestoreRefused(
-            display, f"the database is not empty ({shown}); pass --force to replace those tables"
+            url.display(),
+            f"the database is not empty ({shown}); pass --force to replace those tables",
         )
+    return existing
+
+
+def _restore_postgres(
+    data: Path, manifest: Manifest, url: DatabaseURL, clean: bool, progress: Progress
+) -> RestoreResult:
+    display = url.display()
     with tempfile.TemporaryDirectory(prefix="liteshift-restore-") as tmp:
         archive = data
         if manifest.compression != "none":
@@ -145,7 +152,7 @@ def _restore_postgres(
                 lambda d: progress(phases.RESTORE, d, manifest.size),
             )
         progress(phases.RESTORE, 0, None)
-        postgres.restore(archive, url.target, clean=bool(existing))
+        postgres.restore(archive, url.target, clean=clean)
     progress(phases.CHECK, 0, None)
     counts = snapshot.pg_row_counts(url.target, display)
     # With --force, tables the backup does not know may remain: compare the backup's tables.
