@@ -108,6 +108,11 @@ def _constant(token: str) -> Any:
     raise _Problem(f"JSON {token} (jsonb has no NaN or Infinity)")
 
 
+_DECODER = json.JSONDecoder(
+    object_pairs_hook=_pairs, parse_constant=_constant, parse_float=numeric_token
+)
+
+
 def _text(typ: str, raw: Any, what: str = "text") -> str:
     if typ != "text":
         shown = raw if not isinstance(raw, bytes) else f"x'{raw[:16].hex()}'"
@@ -135,6 +140,13 @@ def _checker(
     if column.kind == "text":
 
         def text(typ: str, raw: Any, row: tuple[Any, ...]) -> str:
+            if typ == "text":
+                try:
+                    value = raw.decode("utf-8")
+                except UnicodeDecodeError:
+                    value = _text(typ, raw)  # raises with the byte offset
+                if "\x00" not in value:
+                    return f"{len(value)}:{value}"
             return null() if typ == "null" else canonical_text(_text(typ, raw))
 
         return text
@@ -175,12 +187,7 @@ def _checker(
             if "\\u0000" in value:
                 raise _Problem("JSON \\u0000 escape (jsonb rejects it)")
             try:
-                parsed = json.loads(
-                    value,
-                    object_pairs_hook=_pairs,
-                    parse_constant=_constant,
-                    parse_float=numeric_token,
-                )
+                parsed = _DECODER.decode(value)
             except _Problem:
                 raise
             except (ValueError, RecursionError) as exc:

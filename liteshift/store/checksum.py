@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -50,10 +49,11 @@ class TableChecksum:
         return f"{self.checksum:016x}"
 
 
-#: Numbers travel through the C JSON encoder as strings "\x00<numeric text>", then lose their
-#: quotes and marker; no real string can hold \x00 (the loose-data scan refuses \u0000).
+#: Numbers travel through the C JSON encoder as strings "\x00<numeric text>\x00", then lose
+#: their quotes and markers; no real string holds \x00 (the loose-data scan refuses \u0000).
 _NUMBER_MARK = "\x00"
-_NUMBER_RE = re.compile(r'"\\u0000([^"]*)"')
+_ENCODED_OPEN = '"\\u0000'
+_ENCODED_CLOSE = '\\u0000"'
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(", ", ": "), check_circular=False)
 
 #: Postgres numeric limits: 131072 digits before the decimal point, 16383 after.
@@ -65,27 +65,29 @@ def numeric_token(token: str) -> str:
     """A JSON number token as Postgres numeric prints it; raises ValueError out of range."""
     # Fast path: plain decimal digits (every float repr without an exponent) print unchanged.
     if len(token) < 40 and "e" not in token and "E" not in token and token.strip("-0.") != "":
-        return _NUMBER_MARK + token
+        return _NUMBER_MARK + token + _NUMBER_MARK
     value = Decimal(token)
     exponent = value.as_tuple().exponent
     if value.adjusted() > _MAX_ADJUSTED or (isinstance(exponent, int) and exponent < _MIN_EXPONENT):
         raise ValueError(f"number {token[:40]} is outside the range of Postgres numeric")
     if value.is_zero():
         value = abs(value)  # numeric has no negative zero
-    return _NUMBER_MARK + format(value, "f")
+    return _NUMBER_MARK + format(value, "f") + _NUMBER_MARK
 
 
-def _jsonb_key(item: tuple[str, Any]) -> tuple[int, str]:
+def _jsonb_key(key: str) -> tuple[int, str]:
     # jsonb orders object keys by byte length, then bytes; UTF-8 byte order is code point order.
-    return (len(item[0].encode("utf-8")), item[0])
+    return (len(key.encode("utf-8")), key)
 
 
 def _ordered(value: Any) -> Any:
     if type(value) is dict:
-        return {
-            k: _ordered(v) if type(v) in _CONTAINERS else v
-            for k, v in sorted(value.items(), key=_jsonb_key)
-        }
+        if all(map(str.isascii, value)):
+            # Two C-level stable sorts: by key, then by length (= byte length for ASCII).
+            keys = sorted(sorted(value), key=len)
+        else:
+            keys = sorted(value, key=_jsonb_key)
+        return {k: _ordered(value[k]) if type(value[k]) in _CONTAINERS else value[k] for k in keys}
     if type(value) is list:
         return [_ordered(v) if type(v) in _CONTAINERS else v for v in value]
     return value
@@ -94,15 +96,20 @@ def _ordered(value: Any) -> Any:
 _CONTAINERS = (dict, list)
 
 
+_DECODER = json.JSONDecoder(parse_float=numeric_token)
+
+
 def parse_json(raw: str) -> Any:
     """Parse JSON text keeping numbers as Postgres numeric prints them (used by `jsonb_text`)."""
-    return json.loads(raw, parse_float=numeric_token)
+    return _DECODER.decode(raw)
 
 
 def jsonb_text(value: Any) -> str:
-    """`jsonb::text` of a value parsed by `parse_json`."""
+    """`jsonb::text` of a value parsed by `parse_json` (or by a decoder with the same hook)."""
     text = _ENCODER.encode(_ordered(value))
-    return _NUMBER_RE.sub(r"\1", text) if "\\u0000" in text else text
+    if _ENCODED_OPEN in text:
+        text = text.replace(_ENCODED_OPEN, "").replace(_ENCODED_CLOSE, "")
+    return text
 
 
 def vector_hex(blob: bytes) -> str:
