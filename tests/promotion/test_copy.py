@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import apsw
 import psycopg
 import pytest
 
@@ -127,3 +128,27 @@ def test_the_snapshot_ignores_writes_that_happen_during_the_copy(
         writer.close()
     assert result.rows["etl_cursors"] == 40
     assert verify(postgres_dsn, scanned.checksums).ok
+
+
+def test_timestamps_with_an_offset_are_converted_to_utc(
+    filled_sqlite: Path, postgres_dsn: str
+) -> None:
+    conn = apsw.Connection(str(filled_sqlite))
+    conn.execute("UPDATE etl_cursors SET updated_at = '2026-01-01T10:00:00+02:00' WHERE rowid = 3")
+    name = conn.execute("SELECT name FROM etl_cursors WHERE rowid = 3").fetchone()[0]
+    conn.close()
+    check_readiness(postgres_dsn)
+    with SqliteSnapshot(str(filled_sqlite)) as snapshot:
+        assert not snapshot.timestamps_canonical(DOMAIN_TABLES[-1])
+        assert snapshot.timestamps_canonical(DOMAIN_TABLES[0])
+        scanned = scan(snapshot)
+        assert scanned.report.ok
+        copy_data(snapshot, postgres_dsn)
+    assert verify(postgres_dsn, scanned.checksums).ok
+    with psycopg.connect(postgres_dsn) as pg:
+        row = pg.execute(
+            "SELECT to_char(updated_at AT TIME ZONE 'UTC', 'HH24:MI') FROM etl_cursors "
+            "WHERE name = %s",
+            (name,),
+        ).fetchone()
+    assert row == ("08:00",)
