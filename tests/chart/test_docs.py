@@ -217,3 +217,21 @@ def test_quickstart_without_a_cluster(tmp_path: Path) -> None:
 
 def shell_blocks_in(text: str) -> list[str]:
     return re.findall(r"```sh\n(.*?)```", text, flags=re.DOTALL)
+
+
+def test_rbac_table_lists_exactly_the_operators_permissions() -> None:
+    from liteshift.operator import kube
+
+    table = section("helm.md", "RBAC")
+    rows = set()
+    for line in table.splitlines():
+        cells = [cell.strip().strip("`") for cell in line.strip("|").split("|")]
+        if len(cells) == 4 and cells[2] and cells[0] not in ("API group", "---"):
+            group = "" if cells[0] == "core" else cells[0]
+            rows |= {(group, cells[1], verb.strip()) for verb in cells[2].split(",")}
+    declared = {
+        (group, resource, verb)
+        for group, resource, verbs in (*kube.PERMISSIONS, *kube.KOPF_PERMISSIONS)
+        for verb in verbs
+    }
+    assert rows == declared, "update the RBAC table of docs/helm.md"
