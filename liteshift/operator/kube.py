@@ -21,7 +21,7 @@ from urllib.parse import quote
 import kubernetes
 
 from liteshift.errors import LiteshiftError
-from liteshift.operator.model import GROUP, PLURAL
+from liteshift.operator.model import BACKUP_PLURAL, GROUP, PLURAL
 
 Manifest = dict[str, Any]
 Outcome = Literal["created", "patched", "unchanged"]
@@ -58,6 +58,8 @@ PERMISSIONS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
 KOPF_PERMISSIONS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     (GROUP, PLURAL, ("get", "list", "watch", "patch")),
     (GROUP, f"{PLURAL}/status", ("get", "patch")),
+    (GROUP, BACKUP_PLURAL, ("get", "list", "watch", "patch")),
+    (GROUP, f"{BACKUP_PLURAL}/status", ("get", "patch")),
     ("", "events", ("create",)),
     ("apiextensions.k8s.io", "customresourcedefinitions", ("list", "watch")),
     ("", "namespaces", ("list", "watch")),

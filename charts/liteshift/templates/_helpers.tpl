@@ -66,6 +66,13 @@ app.kubernetes.io/part-of: liteshift
 - apiGroups: ["liteshift.io"]
   resources: ["datastores/status"]
   verbs: ["get", "patch"]
+# kopf: the same for DatastoreBackups (on-demand backups).
+- apiGroups: ["liteshift.io"]
+  resources: ["datastorebackups"]
+  verbs: ["get", "list", "watch", "patch"]
+- apiGroups: ["liteshift.io"]
+  resources: ["datastorebackups/status"]
+  verbs: ["get", "patch"]
 # kopf: a Kubernetes Event for every notable step.
 - apiGroups: [""]
   resources: ["events"]

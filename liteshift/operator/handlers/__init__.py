@@ -4,6 +4,6 @@
 promotion add their own modules here (`backups.py`, `promotion.py`) and import them below.
 """
 
-from liteshift.operator.handlers import datastore, runtime
+from liteshift.operator.handlers import backups, datastore, runtime
 
-__all__ = ["datastore", "runtime"]
+__all__ = ["backups", "datastore", "runtime"]

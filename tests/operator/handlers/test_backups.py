@@ -1,0 +1,382 @@
+"""Backups end to end: kopf for real against kmock's emulator, calling a real `liteshift serve`
+process on loopback (SQLite file and backup directory in tmp).
+
+Time: the schedule runs on `BackupSettings.clock`, which these tests move forward instead of
+sleeping a minute per backup; the timer itself ticks for real (every 2 s).
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import functools
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import kopf
+import pytest
+
+from liteshift.backup import list_backups, verify_backup
+from liteshift.local.ports import free_port
+from liteshift.operator.handlers.backups import BACKUP_MEMO_KEY, BackupSettings
+from liteshift.operator.handlers.runtime import MEMO_KEY, Runtime
+from liteshift.operator.kube import Kube
+from tests.operator.cluster import (
+    NAMESPACE,
+    Cluster,
+    _in_thread,
+    settings_for_tests,
+    wait_for,
+)
+
+ADMIN_TOKEN = "admin-token-for-operator-tests-0123"
+API_TOKEN = "api-token-for-operator-tests-4567"
+BACKUPS_PATH = f"/apis/liteshift.io/v1alpha1/namespaces/{NAMESPACE}/datastorebackups"
+
+
+class Clock:
+    """The operator's clock: real time plus an offset the test moves forward."""
+
+    def __init__(self) -> None:
+        self._offset = timedelta()
+        self._lock = threading.Lock()
+
+    def __call__(self) -> datetime:
+        with self._lock:
+            return datetime.now(UTC) + self._offset
+
+    def advance(self, delta: timedelta) -> None:
+        with self._lock:
+            self._offset += delta
+
+
+class SidecarProcess:
+    """`liteshift serve` as a subprocess on a loopback port."""
+
+    def __init__(self, tmp_path: Path, datastore: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.backup_dir = tmp_path / "backups"
+        self.log = tmp_path / "sidecar.log"
+        self.env = {
+            **os.environ,
+            "LITESHIFT_DB_URL": f"sqlite:///{tmp_path / 'data' / 'liteshift.db'}",
+            "LITESHIFT_PORT": str(self.port),
+            "LITESHIFT_API_TOKEN": API_TOKEN,
+            "LITESHIFT_ADMIN_TOKEN": ADMIN_TOKEN,
+            "LITESHIFT_BACKUP_DIR": str(self.backup_dir),
+            "LITESHIFT_DATASTORE": datastore,
+            "LITESHIFT_NAMESPACE": NAMESPACE,
+            "LITESHIFT_VECTOR_DIMENSION": "4",
+        }
+        (tmp_path / "data").mkdir(exist_ok=True)
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(
+                [str(Path(sys.executable).parent / "liteshift"), "serve"],
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + 30
+        while True:
+            assert self.process.poll() is None, self.log.read_text()
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, "sidecar did not start: " + self.log.read_text()
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=30)
+        self.process = None
+
+    def add_messages(self, count: int) -> None:
+        for i in range(count):
+            response = httpx.post(
+                f"{self.url}/v1/messages",
+                headers={"Authorization": f"Bearer {API_TOKEN}"},
+                json={"conversation_id": "c", "role": "user", "content": f"m{i}"},
+            )
+            assert response.status_code == 201, response.text
+
+
+@pytest.fixture
+def sidecar_process(tmp_path: Path) -> Iterator[SidecarProcess]:
+    process = SidecarProcess(tmp_path, "shop")
+    process.start()
+    try:
+        yield process
+    finally:
+        process.stop()
+
+
+@contextlib.contextmanager
+def operator_with(cluster: Cluster, settings: BackupSettings) -> Iterator[None]:
+    """The liteshift operator (every handler) with these backup settings in its memo."""
+    backups: dict[str, Any] = {
+        "kind": "DatastoreBackup",
+        "namespaced": True,
+        "subresources": {"status"},
+        "verbs": {"get", "list", "watch", "create", "patch", "delete"},
+    }
+    resources: Any = cluster.emulator.resources
+    resources["liteshift.io/v1alpha1/datastorebackups"] = backups
+
+    async def main(ready: threading.Event, stop: threading.Event) -> None:
+        runtime = Runtime(
+            kube=Kube.from_url(cluster.url),
+            drift_interval=1.0,
+            connection=kopf.ConnectionInfo(server=cluster.url, default_namespace=NAMESPACE),
+        )
+        await kopf.operator(
+            registry=kopf.get_default_registry(),
+            settings=settings_for_tests(),
+            standalone=True,
+            clusterwide=True,
+            memo=kopf.Memo({MEMO_KEY: runtime, BACKUP_MEMO_KEY: settings}),
+            stop_flag=stop,
+            ready_flag=ready,
+        )
+
+    with _in_thread("kopf", main):
+        yield
+
+
+def tokens_secret(name: str) -> dict[str, Any]:
+    def b64(text: str) -> str:
+        return base64.b64encode(text.encode()).decode()
+
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": name, "namespace": NAMESPACE},
+        "data": {"api-token": b64(API_TOKEN), "admin-token": b64(ADMIN_TOKEN)},
+    }
+
+
+def datastore(name: str, **backup: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "liteshift.io/v1alpha1",
+        "kind": "Datastore",
+        "metadata": {"name": name, "namespace": NAMESPACE},
+        "spec": {"auth": {"secretRef": {"name": f"{name}-tokens"}}, "backup": backup},
+    }
+
+
+def events(cluster: Cluster, name: str, reason: str) -> list[dict[str, Any]]:
+    return [
+        e
+        for e in cluster.list("Event")
+        if e.get("involvedObject", {}).get("name") == name and e.get("reason") == reason
+    ]
+
+
+def condition(obj: dict[str, Any] | None, kind: str) -> dict[str, Any]:
+    for cond in (obj or {}).get("status", {}).get("conditions") or []:
+        if cond["type"] == kind:
+            return dict(cond)
+    return {}
+
+
+@pytest.mark.slow
+def test_schedule_backs_up_through_the_sidecar_applies_retention_and_reports_failure(
+    bare_cluster: Cluster, sidecar_process: SidecarProcess
+) -> None:
+    cluster, clock = bare_cluster, Clock()
+    settings = BackupSettings(clock=clock, sidecar_url=sidecar_process.url)
+    sidecar_process.add_messages(3)
+    cluster.create("Secret", tokens_secret("shop-tokens"))
+    cluster.create(
+        "Datastore",
+        datastore("shop", schedule="* * * * *", compression="zstd", retention={"keepLast": 2}),
+    )
+    with operator_with(cluster, settings):
+        wait_for(lambda: (cluster.get("Datastore", "shop") or {}).get("status", {}).get("phase"),
+                 message="the Datastore reconciled")  # fmt: skip
+        # Two timer ticks in the same minute: nothing is due yet.
+        time.sleep(4.5)
+        live = cluster.get("Datastore", "shop") or {}
+        assert "lastBackup" not in live["status"]
+        assert not sidecar_process.backup_dir.exists()
+
+        names: list[str] = []
+        for round_ in range(3):
+            clock.advance(timedelta(seconds=61))
+            live = wait_for(
+                functools.partial(_nth_backup, cluster, len(names) + 1),
+                timeout=30,
+                message=f"scheduled backup {round_ + 1}",
+            )
+            last = live["status"]["lastBackup"]
+            assert last["succeeded"] is True, last
+            assert last["trigger"] == "schedule"
+            assert last["engine"] == "sqlite"
+            names.append(last["name"])
+        on_disk = {e.name: e for e in list_backups(sidecar_process.backup_dir)}
+        # keepLast 2 after three backups: the first is gone from the sidecar's disk.
+        assert sorted(on_disk) == sorted(names[1:])
+        newest = on_disk[names[-1]].manifest
+        assert newest is not None
+        assert newest.sha256 == last["sha256"]
+        assert newest.size == last["sizeBytes"]
+        assert newest.compression == "zstd"
+        assert newest.row_counts["messages"] == 3
+        verify_backup(sidecar_process.backup_dir / names[-1])
+        assert last["location"] == f"/backups/{names[-1]}"
+        book = live["status"]["backups"]
+        assert book["retained"] == 2
+        assert book["consecutiveFailures"] == 0
+        assert book["lastSuccessfulAt"] == last["completedAt"]
+        healthy = condition(live, "BackupsHealthy")
+        assert (healthy["status"], healthy["reason"]) == ("True", "BackupSucceeded"), healthy
+        assert names[-1] in healthy["message"]
+        assert len(events(cluster, "shop", "BackupSucceeded")) >= 3
+        pruned = events(cluster, "shop", "BackupsPruned")
+        assert pruned
+        assert names[0] in pruned[0]["message"]
+
+        # The sidecar goes away: the next scheduled backup fails, visibly.
+        sidecar_process.stop()
+        clock.advance(timedelta(seconds=61))
+        live = wait_for(
+            lambda: _failed(cluster.get("Datastore", "shop")), timeout=30, message="a failure"
+        )
+        last = live["status"]["lastBackup"]
+        assert last["trigger"] == "schedule"
+        assert "cannot reach the sidecar" in last["message"]
+        unhealthy = condition(live, "BackupsHealthy")
+        assert (unhealthy["status"], unhealthy["reason"]) == ("False", "SidecarUnreachable")
+        assert sidecar_process.url in unhealthy["message"]
+        assert "kubectl -n apps get pods" in unhealthy["message"]
+        assert live["status"]["backups"]["consecutiveFailures"] == 1
+        warnings = events(cluster, "shop", "BackupFailed")
+        assert warnings
+        assert warnings[0]["type"] == "Warning"
+
+        # It comes back: the retry (due minutes later, not a day) succeeds and heals.
+        sidecar_process.start()
+        clock.advance(timedelta(seconds=61))
+        live = wait_for(
+            lambda: _healthy_again(cluster),
+            timeout=30,
+            message="healthy again",
+        )
+        assert live["status"]["backups"]["consecutiveFailures"] == 0
+
+
+def _nth_backup(cluster: Cluster, count: int) -> dict[str, Any] | None:
+    live = cluster.get("Datastore", "shop")
+    if live is None:
+        return None
+    events_now = events(cluster, "shop", "BackupSucceeded")
+    last = live.get("status", {}).get("lastBackup") or {}
+    if len(events_now) >= count and last.get("succeeded") is True:
+        return live
+    return None
+
+
+def _failed(live: dict[str, Any] | None) -> dict[str, Any] | None:
+    last = (live or {}).get("status", {}).get("lastBackup") or {}
+    return live if last.get("succeeded") is False else None
+
+
+def _healthy_again(cluster: Cluster) -> dict[str, Any] | None:
+    live = cluster.get("Datastore", "shop")
+    cond = condition(live, "BackupsHealthy")
+    last = (live or {}).get("status", {}).get("lastBackup") or {}
+    if cond.get("status") == "True" and last.get("succeeded") is True:
+        return live
+    return None
+
+
+def test_datastore_backup_completes_with_the_manifest_or_fails_with_the_reason(
+    bare_cluster: Cluster, sidecar_process: SidecarProcess
+) -> None:
+    cluster = bare_cluster
+    settings = BackupSettings(
+        sidecar_url=sidecar_process.url, on_demand_retries=1, on_demand_retry_delay=0.5
+    )
+    sidecar_process.add_messages(4)
+    cluster.create("Secret", tokens_secret("shop-tokens"))
+    # Schedule far away: only the DatastoreBackups take backups in this test.
+    cluster.create("Datastore", datastore("shop", schedule="0 3 1 1 *"))
+    with operator_with(cluster, settings):
+        status, made = cluster.request(
+            "POST",
+            BACKUPS_PATH,
+            {
+                "apiVersion": "liteshift.io/v1alpha1",
+                "kind": "DatastoreBackup",
+                "metadata": {"name": "before-upgrade", "namespace": NAMESPACE},
+                "spec": {"datastore": "shop", "verify": "full", "compression": "gzip"},
+            },
+        )
+        assert status < 300, made
+        done = wait_for(
+            lambda: _backup_phase(cluster, "before-upgrade"), timeout=30, message="completed"
+        )
+        st = done["status"]
+        assert st["phase"] == "Completed", st
+        assert st["reason"] == "BackupCompleted"
+        assert st["verified"] == "full"
+        assert st["engine"] == "sqlite"
+        assert st["rowCounts"]["messages"] == 4
+        assert st["location"] == f"/backups/{st['backupName']}"
+        entry = {e.name: e for e in list_backups(sidecar_process.backup_dir)}[st["backupName"]]
+        assert entry.manifest is not None
+        assert entry.manifest.sha256 == st["sha256"]
+        assert entry.manifest.size == st["sizeBytes"]
+        assert entry.manifest.compression == "gzip"
+        assert entry.manifest.check == "integrity_check"
+        assert st["schemaVersion"] == str(entry.manifest.schema_version)
+        assert events(cluster, "before-upgrade", "BackupCompleted")
+
+        # A backup of a Datastore that does not exist, and one whose sidecar is down.
+        for name, target in (("typo", "shpo"), ("while-down", "shop")):
+            if name == "while-down":
+                sidecar_process.stop()
+            status, made = cluster.request(
+                "POST",
+                BACKUPS_PATH,
+                {
+                    "apiVersion": "liteshift.io/v1alpha1",
+                    "kind": "DatastoreBackup",
+                    "metadata": {"name": name, "namespace": NAMESPACE},
+                    "spec": {"datastore": target},
+                },
+            )
+            assert status < 300, made
+        typo = wait_for(lambda: _backup_phase(cluster, "typo"), timeout=30, message="typo")
+        assert typo["status"]["phase"] == "Failed"
+        assert typo["status"]["reason"] == "DatastoreNotFound"
+        assert "'shpo'" in typo["status"]["message"]
+        down = wait_for(lambda: _backup_phase(cluster, "while-down"), timeout=30, message="down")
+        assert down["status"]["phase"] == "Failed"
+        assert down["status"]["reason"] == "SidecarUnreachable"
+        assert events(cluster, "while-down", "BackupFailed")[0]["type"] == "Warning"
+        # Nothing was added to the backup volume by the failures.
+        assert [e.name for e in list_backups(sidecar_process.backup_dir)] == [st["backupName"]]
+
+
+def _backup_phase(cluster: Cluster, name: str) -> dict[str, Any] | None:
+    status, body = cluster.request("GET", f"{BACKUPS_PATH}/{name}")
+    if status != 200:
+        return None
+    if (body.get("status") or {}).get("phase") in ("Completed", "Failed"):
+        return dict(body)
+    return None
