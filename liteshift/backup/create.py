@@ -77,7 +77,8 @@ def create_backup(
             snap = postgres.dump(
                 url.target, url.display(), raw, compress=options.compression == "none"
             )
-            progress(phases.DUMP, 1, 1)
+            dumped = raw.stat().st_size
+            progress(phases.DUMP, dumped, dumped)
             entries = postgres.check_archive(raw)
             check, check_result = "pg_restore --list", "ok"
             row_counts, schema_version = snap.row_counts, snap.schema_version

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 #: `progress(phase, done, total)`: `phase` is one of the names below, `done`/`total` count
-#: bytes (pages for "copy"); `total` is None when unknown. Called from worker threads too.
+#: bytes (rows for a Postgres restore's "check"); `total` is None when unknown. Called from
+#: worker threads too.
 Progress = Callable[[str, int, int | None], None]
 
 COPY = "copy"

@@ -115,7 +115,8 @@ def _restore_sqlite(
         )
         progress(phases.CHECK, 0, None)
         facts = sqlite.check_restored(tmp, full=full_check, expected=manifest.row_counts)
-        progress(phases.CHECK, 1, 1)
+        size = tmp.stat().st_size
+        progress(phases.CHECK, size, size)
         # A stale WAL beside the new file would be replayed into it: remove before the rename.
         for suffix in _SIDE_FILES:
             Path(f"{target}{suffix}").unlink(missing_ok=True)
@@ -151,13 +152,16 @@ def _restore_postgres(
                 manifest.compression,
                 lambda d: progress(phases.RESTORE, d, manifest.size),
             )
-        progress(phases.RESTORE, 0, None)
+        archive_size = archive.stat().st_size
+        progress(phases.RESTORE, 0, archive_size)
         postgres.restore(archive, url.target, clean=clean)
+        progress(phases.RESTORE, archive_size, archive_size)
     progress(phases.CHECK, 0, None)
     counts = snapshot.pg_row_counts(url.target, display)
     # With --force, tables the backup does not know may remain: compare the backup's tables.
     compare_counts(
         display, manifest.row_counts, {t: counts[t] for t in manifest.row_counts if t in counts}
     )
-    progress(phases.CHECK, 1, 1)
+    rows = sum(counts.values())
+    progress(phases.CHECK, rows, rows)
     return RestoreResult(display, manifest, "row counts", counts)

@@ -67,7 +67,7 @@ def copy_and_check(
         facts_future = pool.submit(inspect_copy, dest, full=full)
         digest = sha256_file(dest, lambda d: progress(phases.HASH, d, size)) if want_hash else None
         facts = facts_future.result()
-    progress(phases.CHECK, 1, 1)
+    progress(phases.CHECK, size, size)
     if not facts.check.ok:
         raise IntegrityCheckFailed(dest, facts.check.kind, facts.check.summary)
     return facts, digest

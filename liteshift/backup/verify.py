@@ -63,7 +63,7 @@ def verify_backup(
             checked = sqlite.raise_for(
                 directory / manifest.file, facts.result(), manifest.row_counts
             )
-        progress(phases.CHECK, 1, 1)
+        progress(phases.CHECK, manifest.size, manifest.size)
         return VerifyResult(directory, manifest, checked.check.kind, checked.check.summary)
     data = verify_checksum(directory, manifest, progress)
     with tempfile.TemporaryDirectory(prefix="liteshift-verify-", dir=work_dir) as tmp:
@@ -83,5 +83,6 @@ def verify_backup(
         else:
             postgres.check_archive(plain)
             check, result = "pg_restore --list", "ok"
-        progress(phases.CHECK, 1, 1)
+        checked_size = plain.stat().st_size
+        progress(phases.CHECK, checked_size, checked_size)
     return VerifyResult(directory, manifest, check, result)

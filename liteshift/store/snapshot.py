@@ -32,7 +32,7 @@ from psycopg import sql
 
 from liteshift.store.errors import StoreUnavailable
 
-#: `progress(pages_done, pages_total)`, called after each step of an online copy.
+#: `progress(bytes_done, bytes_total)`, called after each step of an online copy.
 PageProgress = Callable[[int, int], None]
 
 #: Pages copied per backup step: 4 MiB with 4 KiB pages. Small enough for a smooth progress
@@ -97,13 +97,14 @@ def online_backup(
             src.execute("BEGIN")
             try:
                 src.execute("SELECT count(*) FROM sqlite_schema").get  # noqa: B018 - starts it
+                page_size = int(src.execute("PRAGMA page_size").get)
                 with dst.backup("main", src, "main") as backup, _Writeback(dest) as writeback:
                     while not backup.done:
                         backup.step(PAGES_PER_STEP)
                         writeback.start()
                         if progress is not None:
                             total = backup.page_count
-                            progress(total - backup.remaining, total)
+                            progress((total - backup.remaining) * page_size, total * page_size)
             finally:
                 src.execute("COMMIT")
         finally:
