@@ -41,6 +41,8 @@ class Sidecar:
 def make_sidecar(
     db_url: str, tmp_path: Path, *, media_url: str | None = None, **settings: object
 ) -> Sidecar:
+    # Backups (POST /admin/backups) land in the test's tmp dir, never in ./liteshift-data.
+    settings.setdefault("backup_dir", tmp_path / "backups")
     config = Settings(
         db_url=db_url,
         api_token=API_TOKEN,

@@ -329,36 +329,46 @@ async def run_scheduled_backups(
         last_attempt_failed=last.get("trigger") == "schedule" and last.get("succeeded") is False,
         retry_after=settings.retry_after,
     )
-    if not due:
-        fresh = backup_schedule.stale_or_fresh(ds.spec.backup.schedule, last, now)
-        current = _condition(previous)
-        if fresh is not None and (current.get("status"), current.get("reason")) != (
-            fresh.status,
-            fresh.reason,
-        ):
-            patch.status["conditions"] = status.merge_conditions(
-                previous.get("conditions") or [],
-                [fresh],
-                generation=ds.generation,
-                now=status.now_rfc3339(now),
+    if due:
+        try:
+            attempt = await take_backup(
+                runtime(memo).kube,
+                ds,
+                settings,
+                compression=ds.spec.backup.compression,
+                full_check=ds.spec.backup.verify == "full",
+                retention=True,
             )
-            if fresh.status == "False":
-                kopf.event(body, type="Warning", reason=fresh.reason, message=fresh.message)
+        except SidecarBusy:
+            # Not an attempt: still due, the next tick tries again. A sidecar busy for ever
+            # (a stuck backup) shows up below as stale backups.
+            log.info("sidecar of %s/%s is busy with another backup", ds.namespace, ds.name)
+        else:
+            patch.status.update(schedule_status(previous, ds, attempt, settings))
+            _announce(body, attempt)
+            return
+    _refresh_health(body, patch, ds, previous, now)
+
+
+def _refresh_health(
+    body: kopf.Body, patch: kopf.Patch, ds: Datastore, previous: Mapping[str, Any], now: datetime
+) -> None:
+    """Write BackupsHealthy when it changed: turned stale, or was overwritten by another
+    status writer working from an older copy of the status."""
+    last = previous.get("lastBackup") or {}
+    fresh = backup_schedule.stale_or_fresh(ds.spec.backup.schedule, last, now)
+    current = _condition(previous)
+    if fresh is None or (current.get("status"), current.get("reason")) == (
+        fresh.status,
+        fresh.reason,
+    ):
         return
-    try:
-        attempt = await take_backup(
-            runtime(memo).kube,
-            ds,
-            settings,
-            compression=ds.spec.backup.compression,
-            full_check=ds.spec.backup.verify == "full",
-            retention=True,
-        )
-    except SidecarBusy:
-        log.info("sidecar of %s/%s is busy with another backup; retrying", ds.namespace, ds.name)
-        return  # not an attempt: still due, the next tick tries again
-    patch.status.update(schedule_status(previous, ds, attempt, settings))
-    _announce(body, attempt)
+    patch.status["conditions"] = status.merge_conditions(
+        previous.get("conditions") or [], [fresh], generation=ds.generation,
+        now=status.now_rfc3339(now),
+    )  # fmt: skip
+    if fresh.status == "False":
+        kopf.event(body, type="Warning", reason=fresh.reason, message=fresh.message)
 
 
 def _announce(body: kopf.Body, attempt: Attempt) -> None:
