@@ -8,6 +8,7 @@ import apsw
 import psycopg
 import pytest
 
+from liteshift.local.postgres import start_postgres
 from liteshift.promotion.copy import copy_data
 from liteshift.promotion.errors import TargetNotEmpty
 from liteshift.promotion.loose import scan
@@ -152,3 +153,41 @@ def test_timestamps_with_an_offset_are_converted_to_utc(
             (name,),
         ).fetchone()
     assert row == ("08:00",)
+
+
+def test_postgres_stopping_during_the_copy_fails_cleanly_and_leaves_nothing_behind(
+    filled_sqlite: Path,
+) -> None:
+    server = start_postgres()
+    try:
+        dsn = server.create_database("stop_during_copy")
+        check_readiness(dsn)
+        stopped: list[str] = []
+
+        def stop_once(table: str, done: int, total: int) -> None:
+            if table == "events" and not stopped:
+                stopped.append(table)
+                server.pause()
+
+        with (
+            SqliteSnapshot(str(filled_sqlite)) as snapshot,
+            pytest.raises(StoreUnavailable, match="postgres") as info,
+        ):
+            copy_data(snapshot, dsn, batch_rows=5, progress=stop_once)
+        assert stopped == ["events"]
+        assert "\n" not in str(info.value)
+        server.resume()
+        with psycopg.connect(dsn) as pg:
+            for spec in DOMAIN_TABLES:
+                assert pg.execute(f"SELECT count(*) FROM {spec.name}").fetchone() == (0,)
+            indexes = pg.execute(
+                "SELECT count(*) FROM pg_indexes WHERE tablename = 'messages'"
+            ).fetchone()
+            assert indexes == (3,)
+        # The SQLite side is untouched: a retry succeeds.
+        with SqliteSnapshot(str(filled_sqlite)) as snapshot:
+            scanned = scan(snapshot)
+            copy_data(snapshot, dsn)
+        assert verify(dsn, scanned.checksums).ok
+    finally:
+        server.stop()
