@@ -24,11 +24,23 @@ import httpx
 import kopf
 import pytest
 
+from liteshift.admin_client import SidecarRefused, SidecarUnreachable
 from liteshift.backup import list_backups, verify_backup
 from liteshift.local.ports import free_port
-from liteshift.operator.handlers.backups import BACKUP_MEMO_KEY, BackupSettings
+from liteshift.operator.handlers.backups import (
+    BACKUP_MEMO_KEY,
+    AdminTokenMissing,
+    Attempt,
+    BackupSettings,
+    Failure,
+    backup_object_status,
+    describe_failure,
+    read_admin_token,
+    schedule_status,
+)
 from liteshift.operator.handlers.runtime import MEMO_KEY, Runtime
 from liteshift.operator.kube import Kube
+from liteshift.operator.model import Datastore
 from tests.operator.cluster import (
     NAMESPACE,
     Cluster,
@@ -380,3 +392,109 @@ def _backup_phase(cluster: Cluster, name: str) -> dict[str, Any] | None:
     if (body.get("status") or {}).get("phase") in ("Completed", "Failed"):
         return dict(body)
     return None
+
+
+# --- the pure parts and the token read, without kopf ----------------------------------------
+
+MANIFEST = {
+    "id": "shop-20260501T030000Z-abc123",
+    "engine": "sqlite",
+    "size": 8192,
+    "sha256": "a" * 64,
+    "check": "quick_check",
+    "schema_version": 3,
+    "row_counts": {"messages": 2},
+}
+SHOP = Datastore.parse(datastore("shop", schedule="0 3 * * *"))
+
+
+def test_schedule_status_after_success_and_failure() -> None:
+    settings = BackupSettings()
+    started = datetime(2026, 5, 1, 3, 0, 0, tzinfo=UTC)
+    ok = Attempt(started, started + timedelta(seconds=4), manifest=MANIFEST, retained=2)
+    after_ok = schedule_status({"backups": {"consecutiveFailures": 2}}, SHOP, ok, settings)
+    assert after_ok["lastBackup"] == {
+        "name": MANIFEST["id"],
+        "trigger": "schedule",
+        "engine": "sqlite",
+        "succeeded": True,
+        "startedAt": "2026-05-01T03:00:00Z",
+        "completedAt": "2026-05-01T03:00:04Z",
+        "sizeBytes": 8192,
+        "sha256": "a" * 64,
+        "location": f"/backups/{MANIFEST['id']}",
+        "message": "verified by quick_check",
+    }
+    assert after_ok["backups"] == {
+        "consecutiveFailures": 0,
+        "lastSuccessfulAt": "2026-05-01T03:00:04Z",
+        "retained": 2,
+        "nextScheduledAt": "2026-05-02T03:00:00Z",
+    }
+    [healthy] = after_ok["conditions"]
+    assert (healthy["type"], healthy["status"], healthy["reason"]) == (
+        "BackupsHealthy", "True", "BackupSucceeded")  # fmt: skip
+
+    failure = describe_failure(SidecarUnreachable("http://x:8080", "connection refused"), SHOP,
+                               "http://x:8080")  # fmt: skip
+    failed = Attempt(started, started + timedelta(seconds=1), failure=failure)
+    after_failure = schedule_status(after_ok, SHOP, failed, settings)
+    assert after_failure["lastBackup"]["succeeded"] is False
+    assert after_failure["backups"]["consecutiveFailures"] == 1
+    assert after_failure["backups"]["lastSuccessfulAt"] == "2026-05-01T03:00:04Z"
+    # Retried five minutes later, not at tomorrow's fire time.
+    assert after_failure["backups"]["nextScheduledAt"] == "2026-05-01T03:05:00Z"
+    [unhealthy] = after_failure["conditions"]
+    assert (unhealthy["status"], unhealthy["reason"]) == ("False", "SidecarUnreachable")
+    assert unhealthy["lastTransitionTime"] == "2026-05-01T03:00:01Z"
+
+
+def test_failures_say_what_to_do() -> None:
+    url = "http://shop.apps.svc:8080"
+    cases = {
+        SidecarRefused(url, 403, "forbidden", "this route needs the admin token"): (
+            "AdminTokenRejected", "restart the sidecar"),
+        SidecarRefused(url, 500, "integrity_check_failed", "quick_check failed: page 3"): (
+            "BackupFailed", "quick_check failed: page 3"),
+        AdminTokenMissing("the auth Secret 'shop-tokens' does not exist"): (
+            "AdminTokenMissing", "'shop-tokens' does not exist"),
+    }  # fmt: skip
+    for exc, (reason, text) in cases.items():
+        failure = describe_failure(exc, SHOP, url)
+        assert failure.reason == reason
+        assert text in failure.message
+
+
+def test_backup_object_status_records_the_manifest() -> None:
+    started = datetime(2026, 5, 1, 3, 0, 0, tzinfo=UTC)
+    done = backup_object_status(
+        Attempt(started, started, manifest=MANIFEST), verify="quick", generation=1
+    )
+    assert done["phase"] == "Completed"
+    assert done["schemaVersion"] == "3"
+    assert done["rowCounts"] == {"messages": 2}
+    assert done["verified"] == "quick"
+    failed = backup_object_status(
+        Attempt(started, started, failure=Failure("BackupFailed", "disk full")),
+        verify="quick",
+        generation=1,
+    )
+    assert (failed["phase"], failed["reason"], failed["message"]) == (
+        "Failed", "BackupFailed", "disk full")  # fmt: skip
+
+
+def test_admin_token_is_read_from_the_secret_data(bare_cluster: Cluster) -> None:
+    kube = Kube.from_url(bare_cluster.url)
+    try:
+        with pytest.raises(AdminTokenMissing, match="'shop-tokens' does not exist"):
+            read_admin_token(kube, SHOP)
+        secret = tokens_secret("shop-tokens")
+        del secret["data"]["admin-token"]
+        bare_cluster.create("Secret", secret)
+        with pytest.raises(AdminTokenMissing, match="has no key 'admin-token'"):
+            read_admin_token(kube, SHOP)
+        bare_cluster.delete("Secret", "shop-tokens")
+        bare_cluster.create("Secret", tokens_secret("shop-tokens"))
+        assert read_admin_token(kube, SHOP) == ADMIN_TOKEN
+    finally:
+        kube.close()
