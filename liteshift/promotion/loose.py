@@ -117,10 +117,13 @@ def _text(typ: str, raw: Any, what: str = "text") -> str:
     if typ != "text":
         shown = raw if not isinstance(raw, bytes) else f"x'{raw[:16].hex()}'"
         raise _Problem(f"{typ} value {str(shown)[:40]!r} in a {what} column")
-    try:
-        value = bytes(raw).decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise _Problem(f"invalid UTF-8 at byte {exc.start}") from None
+    if type(raw) is str:
+        value = raw
+    else:
+        try:
+            value = bytes(raw).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise _Problem(f"invalid UTF-8 at byte {exc.start}") from None
     if "\x00" in value:
         raise _Problem(f"NUL character (\\x00) at position {value.index(chr(0))}")
     return value
@@ -128,7 +131,7 @@ def _text(typ: str, raw: Any, what: str = "text") -> str:
 
 def _checker(
     column: Column, dimension_index: int | None
-) -> Callable[[str, Any, tuple[Any, ...]], str]:
+) -> Callable[[str, Any, Sequence[Any]], str]:
     """A function (typeof, raw value, whole typed row) → canonical text; raises _Problem."""
     nullable = column.nullable
 
@@ -139,20 +142,15 @@ def _checker(
 
     if column.kind == "text":
 
-        def text(typ: str, raw: Any, row: tuple[Any, ...]) -> str:
-            if typ == "text":
-                try:
-                    value = raw.decode("utf-8")
-                except UnicodeDecodeError:
-                    value = _text(typ, raw)  # raises with the byte offset
-                if "\x00" not in value:
-                    return f"{len(value)}:{value}"
+        def text(typ: str, raw: Any, row: Sequence[Any]) -> str:
+            if typ == "text" and type(raw) is str and "\x00" not in raw:
+                return f"{len(raw)}:{raw}"
             return null() if typ == "null" else canonical_text(_text(typ, raw))
 
         return text
     if column.kind == "integer":
 
-        def integer(typ: str, raw: Any, row: tuple[Any, ...]) -> str:
+        def integer(typ: str, raw: Any, row: Sequence[Any]) -> str:
             if typ == "null":
                 return null()
             if typ != "integer":
@@ -165,7 +163,7 @@ def _checker(
         return integer
     if column.kind == "timestamp":
 
-        def timestamp(typ: str, raw: Any, row: tuple[Any, ...]) -> str:
+        def timestamp(typ: str, raw: Any, row: Sequence[Any]) -> str:
             if typ == "null":
                 return null()
             value = _text(typ, raw, "timestamp")
@@ -180,7 +178,7 @@ def _checker(
         return timestamp
     if column.kind == "json":
 
-        def json_column(typ: str, raw: Any, row: tuple[Any, ...]) -> str:
+        def json_column(typ: str, raw: Any, row: Sequence[Any]) -> str:
             if typ == "null":
                 return null()
             value = _text(typ, raw, "JSON")
@@ -201,7 +199,7 @@ def _checker(
 
         return json_column
 
-    def vector(typ: str, raw: Any, row: tuple[Any, ...]) -> str:
+    def vector(typ: str, raw: Any, row: Sequence[Any]) -> str:
         if typ == "null":
             return null()
         if typ != "blob":
@@ -210,8 +208,8 @@ def _checker(
         if len(blob) % 4:
             raise _Problem(f"{len(blob)} bytes is not a whole number of float32 values")
         if dimension_index is not None:
-            dim_type, dim = row[2 * dimension_index + 1], row[2 * dimension_index + 2]
-            if dim_type == "integer" and len(blob) != 4 * dim:
+            dim = row[dimension_index]
+            if type(dim) is int and len(blob) != 4 * dim:
                 raise _Problem(f"{len(blob) // 4} values, but the row's dimension is {dim}")
         values = struct.unpack(f"<{len(blob) // 4}f", blob)
         if not all(map(math.isfinite, values)):
@@ -219,6 +217,15 @@ def _checker(
         return vector_hex(blob)
 
     return vector
+
+
+_TYPES: dict[type, str] = {
+    str: "text",
+    bytes: "blob",
+    int: "integer",
+    float: "real",
+    type(None): "null",
+}
 
 
 def scan(
@@ -229,38 +236,62 @@ def scan(
 ) -> ScanResult:
     """Check every value of every table in the snapshot; compute the source checksums."""
     report = LooseDataReport()
-    checksums: dict[str, TableChecksum] = {}
-    for spec in tables:
-        names = spec.column_names
-        dimension = names.index("dimension") if "dimension" in names else None
-        checkers = [_checker(c, dimension) for c in spec.columns]
-        key_index = names.index(spec.key)
-        hasher = RowHasher(spec)
-        total = snapshot.count(spec)
-        if progress:
-            progress(spec.name, 0, total)
-        done = 0
-        for row in snapshot.typed_rows(spec):
-            canonical: list[str] = []
-            for i, check in enumerate(checkers):
-                try:
-                    canonical.append(check(row[2 * i + 1], row[2 * i + 2], row))
-                except _Problem as problem:
-                    report.add(LooseValue(spec.name, _key(row, key_index), names[i], str(problem)))
-            if len(canonical) == len(checkers):
-                hasher.add(canonical)
-            done += 1
-            if progress and done % 10_000 == 0:
-                progress(spec.name, done, total)
-        if progress:
-            progress(spec.name, done, total)
-        report.rows_scanned += done
-        checksums[spec.name] = hasher.result()
+    checksums = {spec.name: _scan_table(snapshot, spec, report, progress) for spec in tables}
     return ScanResult(report, checksums)
 
 
-def _key(row: tuple[Any, ...], key_index: int) -> str:
-    raw = row[2 * key_index + 2]
+def _scan_table(
+    snapshot: SqliteSnapshot,
+    spec: TableSpec,
+    report: LooseDataReport,
+    progress: Progress | None,
+) -> TableChecksum:
+    names = spec.column_names
+    dimension = names.index("dimension") if "dimension" in names else None
+    checkers = list(zip(names, [_checker(c, dimension) for c in spec.columns], strict=True))
+    key_index = names.index(spec.key)
+    hasher = RowHasher(spec)
+    total = snapshot.count(spec)
+    if progress:
+        progress(spec.name, 0, total)
+
+    def check(types: Sequence[str], values: Sequence[Any]) -> None:
+        canonical: list[str] = []
+        for (name, checker), typ, raw in zip(checkers, types, values, strict=True):
+            try:
+                canonical.append(checker(typ, raw, values))
+            except _Problem as problem:
+                report.add(LooseValue(spec.name, _key(values[key_index]), name, str(problem)))
+        if len(canonical) == len(checkers):
+            hasher.add(canonical)
+
+    done = 0
+    last: int | None = None
+    while True:
+        try:
+            for row in snapshot.raw_rows(spec, last):
+                values = row[1:]
+                check([_TYPES[type(v)] for v in values], values)
+                last = row[0]
+                done += 1
+                if progress and done % 10_000 == 0:
+                    progress(spec.name, done, total)
+            break
+        except UnicodeDecodeError:
+            # Text that is not UTF-8: read that one row with text as bytes, go on after it.
+            typed = snapshot.typed_row(spec, last)
+            if typed is None:
+                break
+            check(typed[1::2], typed[2::2])
+            last = typed[0]
+            done += 1
+    if progress:
+        progress(spec.name, done, total)
+    report.rows_scanned += done
+    return hasher.result()
+
+
+def _key(raw: Any) -> str:
     if isinstance(raw, bytes):
         return raw.decode("utf-8", "backslashreplace")
-    return f"rowid {row[0]}" if raw is None else str(raw)
+    return "NULL" if raw is None else str(raw)

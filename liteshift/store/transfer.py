@@ -221,13 +221,28 @@ class SqliteSnapshot:
         row = self.conn.execute(f"SELECT count(*) FROM {_q(spec.name)}").fetchone()
         return int(row[0]) if row else 0
 
-    def typed_rows(self, spec: TableSpec) -> Iterator[tuple[Any, ...]]:
-        """(rowid, typeof(c1), raw c1, typeof(c2), raw c2, …) in storage order.
+    def raw_rows(
+        self, spec: TableSpec, after_rowid: int | None = None
+    ) -> Iterator[tuple[Any, ...]]:
+        """(rowid, c1, c2, …) in storage order, from `after_rowid` on (exclusive).
 
-        Text comes back as BLOB bytes, so invalid UTF-8 reaches the scan instead of failing
-        the read; the scan decodes it.
+        APSW returns each value as its storage class (str, bytes, int, float, None), so the
+        Python type IS `typeof()`. Iteration raises UnicodeDecodeError at a row whose text is
+        not UTF-8: the caller reads that row again with `typed_row`.
         """
         self.require(spec)
+        columns = ", ".join(_q(c) for c in spec.column_names)
+        query = f"SELECT rowid, {columns} FROM {_q(spec.name)}"
+        if after_rowid is None:
+            yield from self.conn.execute(query)
+        else:
+            yield from self.conn.execute(query + " WHERE rowid > ?", (after_rowid,))
+
+    def typed_row(self, spec: TableSpec, after_rowid: int | None) -> tuple[Any, ...] | None:
+        """The first row after `after_rowid` as (rowid, typeof(c1), c1, …), text as bytes.
+
+        The slow path for a row `raw_rows` cannot decode: invalid UTF-8 reaches the scan.
+        """
         parts = ["rowid"]
         for column in spec.columns:
             name = _q(column.name)
@@ -235,7 +250,11 @@ class SqliteSnapshot:
             parts.append(
                 f"CASE WHEN typeof({name}) = 'text' THEN CAST({name} AS BLOB) ELSE {name} END"
             )
-        yield from self.conn.execute(f"SELECT {', '.join(parts)} FROM {_q(spec.name)}")
+        row = self.conn.execute(
+            f"SELECT {', '.join(parts)} FROM {_q(spec.name)} WHERE rowid > ? LIMIT 1",
+            (-(2**63) if after_rowid is None else after_rowid,),
+        ).fetchone()
+        return None if row is None else tuple(row)
 
     def timestamps_canonical(self, spec: TableSpec) -> bool:
         """True when every timestamp of `spec` is already in the store's canonical text.

@@ -67,6 +67,16 @@ def test_every_kind_of_loose_value_is_reported_per_row(tmp_path: Path) -> None:
     conn.execute("INSERT INTO etl_cursors VALUES ('c-naive', 'p', '2026-01-01 10:00:00')")
     conn.execute("INSERT INTO etl_cursors VALUES ('c-year', 'p', '2026-02-30T00:00:00.000000Z')")
     conn.execute("INSERT INTO etl_cursors VALUES ('c-offset', 'p', '2026-01-01T10:00:00+02:00')")
+    conn.execute(  # invalid UTF-8 in the very first row and then two rows in a row
+        "INSERT INTO agent_messages VALUES ('a-first', 'c', CAST(x'80' AS TEXT), NULL, 'x', "
+        "'{}', ?)",
+        (TS,),
+    )
+    conn.execute(
+        "INSERT INTO agent_messages VALUES ('a-second', 'c', 'bot', NULL, CAST(x'e282' AS TEXT), "
+        "'{}', ?)",
+        (TS,),
+    )
     conn.execute(
         "INSERT INTO agent_messages VALUES ('a-blob', 'c', 'bot', NULL, x'0102', '{}', ?)", (TS,)
     )
@@ -89,6 +99,8 @@ def test_every_kind_of_loose_value_is_reported_per_row(tmp_path: Path) -> None:
         ("embeddings", "v-nan", "vector"): "NaN or Infinity",
         ("etl_cursors", "c-naive", "updated_at"): "with a UTC offset",
         ("etl_cursors", "c-year", "updated_at"): "not an ISO-8601 timestamp",
+        ("agent_messages", "a-first", "agent"): "invalid UTF-8 at byte 0",
+        ("agent_messages", "a-second", "content"): "invalid UTF-8 at byte 0",
         ("agent_messages", "a-blob", "content"): "blob value \"x'0102'\" in a text column",
     }
     assert set(found) == set(expected), set(found) ^ set(expected)
@@ -98,7 +110,7 @@ def test_every_kind_of_loose_value_is_reported_per_row(tmp_path: Path) -> None:
     assert not result.report.ok
     # The offset timestamp is not loose: it is converted to UTC explicitly.
     assert ("etl_cursors", "c-offset", "updated_at") not in found
-    with pytest.raises(LooseData, match=r"14 value\(s\) SQLite accepted"):
+    with pytest.raises(LooseData, match=r"16 value\(s\) SQLite accepted"):
         result.report.raise_if_loose()
 
 

@@ -56,8 +56,12 @@ def test_snapshot_sees_one_point_in_time_while_others_write(tmp_path: Path) -> N
         writer.close()
         assert snapshot.count(messages) == before == 3
         assert len(list(snapshot.rows(messages))) == 3
-        typed = next(iter(snapshot.typed_rows(messages)))
-        assert typed[1] == "text" and isinstance(typed[2], bytes)  # id as raw bytes
+        raw = list(snapshot.raw_rows(messages))
+        assert [r[0] for r in raw] == sorted(r[0] for r in raw)  # storage (rowid) order
+        assert [r[0] for r in snapshot.raw_rows(messages, raw[0][0])] == [r[0] for r in raw[1:]]
+        typed = snapshot.typed_row(messages, raw[0][0])
+        assert typed is not None and typed[0] == raw[1][0]
+        assert typed[1] == "text" and typed[2] == raw[1][1].encode()  # text as raw bytes
     with SqliteSnapshot(str(path)) as later:
         assert later.count(messages) == 0
 
