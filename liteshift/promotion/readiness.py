@@ -1,11 +1,13 @@
 """Readiness checks before any data moves (ADR-0001 "migration readiness checks").
 
 Each check returns a typed result whose message tells a person what to do. In order:
-`reachable` (can we log in), `version` (Postgres 13 or newer), `schema` (the same migration
-files applied — this check applies them, with the store's migration runner — at the same
-version as the SQLite store, every domain column of the expected type), `smoke:<table>`
-(insert, read back and delete one row in a transaction that is rolled back) and `disk` (free
-space next to the data directory, when Postgres runs on this machine and lets us read it).
+`reachable` (can we log in), `version` (Postgres 13 or newer), `disk` (free space next to
+the data directory, when Postgres runs on this machine and lets us read it), `schema` (the
+same migration files applied — this check applies them, with the store's migration runner —
+at the same version as the SQLite store, every domain column of the expected type), and
+`smoke:<table>` (insert, read back and delete one row in a transaction that is rolled back). With
+`migrate=False` (a dry run) nothing is written: pending migrations make `schema` unmeasured
+and the smoke tests wait for the real run.
 """
 
 from __future__ import annotations
@@ -98,13 +100,13 @@ def check_readiness(
             )
             return report
         report.checks.append(Check("version", "passed", f"Postgres {text}"))
+        report.checks.append(_disk(conn, sqlite_bytes))
         schema = _schema(dsn, conn, sqlite_version, tables, migrate=migrate)
         report.checks.append(schema)
-        if schema.failed:
+        if schema.status != "passed":
             return report
         for spec in tables:
             report.checks.append(_smoke(conn, spec))
-        report.checks.append(_disk(conn, sqlite_bytes))
     finally:
         conn.close()
     return report
@@ -126,6 +128,14 @@ def _schema(
             version = runner.current_version()
     except StoreError as exc:
         return Check("schema", "failed", f"migrating Postgres failed: {exc}")
+    pending = [s for s in states if s.state == "pending"]
+    if not migrate and pending and (sqlite_version is None or version < sqlite_version):
+        return Check(
+            "schema",
+            "unmeasured",
+            f"Postgres is at schema version {version}; the promotion will apply "
+            f"{len(pending)} migration(s) first (smoke tests run after that)",
+        )
     bad = [s for s in states if s.state in ("changed", "missing")]
     if bad:
         return Check(
