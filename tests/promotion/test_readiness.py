@@ -64,3 +64,14 @@ def test_too_little_disk_fails(postgres_dsn: str) -> None:
     report = check_readiness(postgres_dsn, sqlite_bytes=2**62)
     disk = {c.name: c for c in report.checks}["disk"]
     assert disk.failed and "free space" in disk.message
+
+
+def test_dry_run_inspects_without_writing(postgres_dsn: str) -> None:
+    report = check_readiness(postgres_dsn, sqlite_version=2, migrate=False)
+    checks = {c.name: c for c in report.checks}
+    assert report.ok
+    assert checks["schema"].status == "unmeasured"
+    assert "will apply 2 migration(s)" in checks["schema"].message
+    assert not any(name.startswith("smoke:") for name in checks)
+    with psycopg.connect(postgres_dsn) as conn:
+        assert conn.execute("SELECT to_regclass('schema_migrations')").fetchone() == (None,)
