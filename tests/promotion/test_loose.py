@@ -143,13 +143,3 @@ def test_promotion_refuses_loose_data_before_any_row_moves(
     with psycopg.connect(postgres_dsn) as pg:
         for spec in DOMAIN_TABLES:
             assert pg.execute(f"SELECT count(*) FROM {spec.name}").fetchone() == (0,)
-
-
-def test_offline_promotion_end_to_end(filled_sqlite: Path, postgres_dsn: str) -> None:
-    phases: list[str] = []
-    report = promote_offline(str(filled_sqlite), postgres_dsn, on_phase=phases.append)
-    assert phases == ["readiness", "scan", "copy", "verify"]
-    assert report.readiness.ok
-    assert report.copy is not None and report.copy.total_rows == 6 * 40
-    assert report.verification is not None and report.verification.ok
-    assert set(report.seconds) == {"readiness", "scan", "copy", "verify"}
