@@ -172,8 +172,10 @@ def checksum_query(spec: TableSpec) -> sql.Composed:
         sql.Literal(SEPARATOR),
         sql.SQL(", ").join(_pg_column(c.kind, c.name) for c in spec.columns),
     )
+    # sum(bigint) accumulates in 128 bits and returns an exact numeric: no overflow, and no
+    # per-row cast to numeric.
     return sql.SQL(
-        "SELECT count(*), coalesce(sum(('x' || left(md5({}), 16))::bit(64)::bigint::numeric), 0) "
+        "SELECT count(*), coalesce(sum(('x' || left(md5({}), 16))::bit(64)::bigint), 0) "
         "FROM {}"
     ).format(row, sql.Identifier(spec.name))
 
