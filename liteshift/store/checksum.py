@@ -175,8 +175,7 @@ def checksum_query(spec: TableSpec) -> sql.Composed:
     # sum(bigint) accumulates in 128 bits and returns an exact numeric: no overflow, and no
     # per-row cast to numeric.
     return sql.SQL(
-        "SELECT count(*), coalesce(sum(('x' || left(md5({}), 16))::bit(64)::bigint), 0) "
-        "FROM {}"
+        "SELECT count(*), coalesce(sum(('x' || left(md5({}), 16))::bit(64)::bigint), 0) FROM {}"
     ).format(row, sql.Identifier(spec.name))
 
 
