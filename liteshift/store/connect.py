@@ -6,6 +6,7 @@ Turns every "cannot open" into `StoreUnavailable` with one readable line.
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -17,22 +18,63 @@ from liteshift.store.errors import BadURL, StoreUnavailable
 from liteshift.store.urls import DatabaseURL, redact
 
 SYNCHRONOUS_MODES = ("FULL", "NORMAL")
-_applied = False
-_applied_lock = threading.Lock()
+_logging_applied = False
+_logging_lock = threading.Lock()
+
+# `apsw.bestpractice.recommended`, split: the library-wide part (SQLite's log forwarded to
+# Python logging) is applied once per process; the per-connection part is applied to each
+# connection the store opens. We deliberately do not install them as global
+# `apsw.connection_hooks`: those are process state any other code (a test fixture, a library)
+# can replace, and the store must not lose WAL because of it, nor impose its settings on
+# connections it does not own.
+# Two are replaced by our own: the 100 ms busy timeout (`sqlite_connect` sets the configured
+# one before anything else runs) and the switch to WAL, which needs an exclusive lock and
+# meets SQLITE_BUSY without SQLite calling the busy handler when several processes open a new
+# file at once (replicas migrating on start): `_enable_wal` retries it within the timeout.
+_REPLACED = (apsw.bestpractice.connection_busy_timeout, apsw.bestpractice.connection_wal)
+_CONNECTION_PRACTICES = tuple(
+    f
+    for f in apsw.bestpractice.recommended
+    if f.__name__.startswith("connection_") and f not in _REPLACED
+)
+_LIBRARY_PRACTICES = tuple(
+    f for f in apsw.bestpractice.recommended if not f.__name__.startswith("connection_")
+)
 
 
-def apply_bestpractice() -> None:
-    """Apply `apsw.bestpractice.recommended` once per process.
+def apply_bestpractice(conn: apsw.Connection) -> None:
+    """Apply `apsw.bestpractice.recommended` to `conn` (and its library part once per process).
 
-    It registers connection hooks (WAL, foreign keys on, double-quoted strings off, query planner
-    `optimize`, recursive triggers, a 100 ms busy timeout we then raise) and forwards SQLite's
-    log to Python logging.
+    Per connection: WAL, foreign keys on, double-quoted strings off, query planner `optimize`,
+    recursive triggers.
     """
-    global _applied  # noqa: PLW0603 - process-wide, like the hooks it installs
-    with _applied_lock:
-        if not _applied:
-            apsw.bestpractice.apply(apsw.bestpractice.recommended)
-            _applied = True
+    global _logging_applied  # noqa: PLW0603 - process-wide, like SQLite's log it configures
+    with _logging_lock:
+        if not _logging_applied:
+            for practice in _LIBRARY_PRACTICES:
+                practice()
+            _logging_applied = True
+    for practice in _CONNECTION_PRACTICES:
+        try:
+            practice(conn)
+        except apsw.BusyError:
+            # `optimize` may run ANALYZE, a write that can meet SQLITE_BUSY without the busy
+            # handler being called (another connection is mid-transaction). Statistics are
+            # an optimisation: skip them this time rather than fail the open.
+            if practice is not apsw.bestpractice.connection_optimize:
+                raise
+
+
+def _enable_wal(conn: apsw.Connection, timeout_seconds: float) -> str:
+    """Switch `conn`'s database to WAL, retrying a busy lock until the timeout; return the mode."""
+    deadline = time.monotonic() + timeout_seconds
+    while True:
+        try:
+            return str(conn.pragma("journal_mode", "wal"))
+        except apsw.BusyError:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(0.01)
 
 
 def sqlite_connect(
@@ -44,7 +86,6 @@ def sqlite_connect(
     synchronous: str = "FULL",
 ) -> apsw.Connection:
     """An APSW connection to `path` (WAL, bestpractice, busy timeout); raises StoreUnavailable."""
-    apply_bestpractice()
     if synchronous not in SYNCHRONOUS_MODES:
         raise StoreUnavailable(f"sqlite file {path}", "synchronous must be FULL or NORMAL")
     target = Path(path)
@@ -56,11 +97,19 @@ def sqlite_connect(
     try:
         conn = apsw.Connection(path, flags=flags)
         conn.set_busy_timeout(busy_timeout_ms)
+        mode = _enable_wal(conn, busy_timeout_ms / 1000) if not query_only else "wal"
+        apply_bestpractice(conn)
         conn.pragma("synchronous", synchronous)
         if query_only:
             conn.pragma("query_only", True)
         # Touch the schema so a non-database file fails here, not on first use.
         conn.execute("SELECT count(*) FROM sqlite_schema").fetchall()
+        # Readers and the writer rely on WAL (readers never block the writer); a file system
+        # without shared-memory support would silently stay in rollback-journal mode.
+        if mode != "wal":
+            conn.close()
+            reason = f"cannot enable WAL (journal_mode={mode})"
+            raise StoreUnavailable(f"sqlite file {path}", reason)
     except apsw.Error as exc:
         raise StoreUnavailable(f"sqlite file {path}", str(exc)) from exc
     return conn

@@ -152,6 +152,25 @@ def test_synchronous_option(tmp_path: Path) -> None:
         _open(tmp_path / "x.db", synchronous="OFF")
 
 
+def test_store_settings_do_not_depend_on_global_apsw_hooks(tmp_path: Path) -> None:
+    """Whatever other code does to `apsw.connection_hooks`, the store's connections get WAL."""
+    saved = list(apsw.connection_hooks)
+    apsw.connection_hooks.clear()
+    try:
+        store = _open(tmp_path / "h.db")
+        try:
+            assert store._writer_conn.pragma("journal_mode") == "wal"
+            assert store._writer_conn.pragma("foreign_keys") == 1
+            mode = store._readers.submit(lambda: store._reader().pragma("journal_mode"))
+            assert mode.result(timeout=10) == "wal"
+        finally:
+            store.close()
+        # ...and the store installs no process-wide hook of its own on other connections.
+        assert apsw.connection_hooks == []
+    finally:
+        apsw.connection_hooks[:] = saved
+
+
 def test_readers_are_query_only(tmp_path: Path) -> None:
     store = _open(tmp_path / "r.db")
     try:
