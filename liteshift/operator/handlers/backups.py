@@ -82,6 +82,13 @@ class BackupSettings:
     #: When the operator first saw each Datastore (anchor for objects without
     #: creationTimestamp); keyed by uid.
     first_seen: dict[str, datetime] = field(default_factory=dict)
+    #: The last scheduled attempt per uid (start, failed), as known before the status patch
+    #: comes back through the watch: a slow watch must not make the next tick back up again.
+    attempts: dict[str, tuple[datetime, bool]] = field(default_factory=dict)
+    #: Final status of each DatastoreBackup handled, by uid: should kopf run the create
+    #: handler again (an event older than our status patch), it re-applies this instead of
+    #: taking a second backup.
+    finished: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> BackupSettings:
@@ -287,16 +294,26 @@ def schedule_status(
     }
 
 
-def _anchor(body: kopf.Body, settings: BackupSettings, now: datetime) -> datetime:
+def _uid(body: kopf.Body) -> str:
+    return str(body.metadata.get("uid") or body.metadata.name)
+
+
+def _anchor(body: kopf.Body, settings: BackupSettings, now: datetime) -> tuple[datetime, bool]:
+    """(anchor, whether the last scheduled attempt failed) — see backup_schedule."""
     last = body.status.get("lastBackup") or {}
+    anchor: datetime | None = None
+    failed = False
     if last.get("trigger") == "schedule":
-        started = backup_schedule.parse_time(last.get("startedAt"))
-        if started is not None:
-            return started
-    created = backup_schedule.parse_time(body.metadata.get("creationTimestamp"))
-    if created is not None:
-        return created
-    return settings.first_seen.setdefault(str(body.metadata.get("uid") or body.metadata.name), now)
+        anchor = backup_schedule.parse_time(last.get("startedAt"))
+        failed = last.get("succeeded") is False
+    if anchor is None:
+        anchor = backup_schedule.parse_time(body.metadata.get("creationTimestamp"))
+    if anchor is None:
+        anchor = settings.first_seen.setdefault(_uid(body), now)
+    remembered = settings.attempts.get(_uid(body))
+    if remembered is not None and remembered[0] > anchor:
+        return remembered
+    return anchor, failed
 
 
 def _condition(previous: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -321,12 +338,12 @@ async def run_scheduled_backups(
         return
     previous = dict(body.status)
     now = settings.clock()
-    last = previous.get("lastBackup") or {}
+    anchor, failed = _anchor(body, settings, now)
     due = backup_schedule.is_due(
         ds.spec.backup.schedule,
-        _anchor(body, settings, now),
+        anchor,
         now,
-        last_attempt_failed=last.get("trigger") == "schedule" and last.get("succeeded") is False,
+        last_attempt_failed=failed,
         retry_after=settings.retry_after,
     )
     if due:
@@ -344,6 +361,7 @@ async def run_scheduled_backups(
             # (a stuck backup) shows up below as stale backups.
             log.info("sidecar of %s/%s is busy with another backup", ds.namespace, ds.name)
         else:
+            settings.attempts[_uid(body)] = (attempt.started, attempt.manifest is None)
             patch.status.update(schedule_status(previous, ds, attempt, settings))
             _announce(body, attempt)
             return
@@ -469,6 +487,10 @@ async def run_backup_object(
     if body.status.get("phase") in ("Completed", "Failed"):
         return
     settings = backup_settings(memo)
+    uid = str(body.metadata.get("uid") or body.metadata.name)
+    if uid in settings.finished:
+        patch.status.update(settings.finished[uid])
+        return
     index: kopf.Index[tuple[str, str], dict[str, Any]] = kwargs["datastores_by_name"]
     namespace = body.metadata.namespace or "default"
     target = str(body.spec.get("datastore") or "")
@@ -504,11 +526,11 @@ async def run_backup_object(
     failure = attempt.failure
     if failure is not None and failure.reason == "SidecarUnreachable" and retries_left:
         raise kopf.TemporaryError(failure.message, delay=settings.on_demand_retry_delay)
-    patch.status.update(
-        backup_object_status(
-            attempt, verify=verify, generation=int(body.metadata.get("generation") or 1)
-        )
+    result = backup_object_status(
+        attempt, verify=verify, generation=int(body.metadata.get("generation") or 1)
     )
+    settings.finished[uid] = result
+    patch.status.update(result)
     if attempt.manifest is None:
         assert attempt.failure is not None
         kopf.event(body, type="Warning", reason="BackupFailed", message=attempt.failure.message)

@@ -41,6 +41,7 @@ from liteshift.operator.handlers.backups import (
 from liteshift.operator.handlers.runtime import MEMO_KEY, Runtime
 from liteshift.operator.kube import Kube
 from liteshift.operator.model import Datastore
+from tests.crds.schema import validate
 from tests.operator.cluster import (
     NAMESPACE,
     Cluster,
@@ -498,3 +499,25 @@ def test_admin_token_is_read_from_the_secret_data(bare_cluster: Cluster) -> None
         assert read_admin_token(kube, SHOP) == ADMIN_TOKEN
     finally:
         kube.close()
+
+
+def test_status_patches_fit_the_crds() -> None:
+    # Unknown status fields would be pruned by a real API server (strict validation here).
+    started = datetime(2026, 5, 1, 3, 0, 0, tzinfo=UTC)
+    settings = BackupSettings()
+    failure = Failure("SidecarUnreachable", "cannot reach the sidecar")
+    body = datastore("shop", schedule="0 3 * * *")
+    for attempt in (
+        Attempt(started, started, manifest=MANIFEST, retained=1),
+        Attempt(started, started, failure=failure),
+    ):
+        patched = {**body, "status": schedule_status({}, SHOP, attempt, settings)}
+        assert validate("Datastore", patched) == []
+        backup = {
+            "apiVersion": "liteshift.io/v1alpha1",
+            "kind": "DatastoreBackup",
+            "metadata": {"name": "b", "namespace": NAMESPACE},
+            "spec": {"datastore": "shop"},
+            "status": backup_object_status(attempt, verify="full", generation=1),
+        }
+        assert validate("DatastoreBackup", backup) == []
