@@ -10,9 +10,6 @@ from __future__ import annotations
 import base64
 import contextlib
 import functools
-import os
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -20,13 +17,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx
 import kopf
 import pytest
 
 from liteshift.admin_client import SidecarRefused, SidecarUnreachable
 from liteshift.backup import list_backups, verify_backup
-from liteshift.local.ports import free_port
 from liteshift.operator.handlers.backups import (
     BACKUP_MEMO_KEY,
     AdminTokenMissing,
@@ -49,9 +44,8 @@ from tests.operator.cluster import (
     settings_for_tests,
     wait_for,
 )
+from tests.operator.sidecar_process import ADMIN_TOKEN, API_TOKEN, SidecarProcess
 
-ADMIN_TOKEN = "admin-token-for-operator-tests-0123"
-API_TOKEN = "api-token-for-operator-tests-4567"
 BACKUPS_PATH = f"/apis/liteshift.io/v1alpha1/namespaces/{NAMESPACE}/datastorebackups"
 
 
@@ -71,66 +65,9 @@ class Clock:
             self._offset += delta
 
 
-class SidecarProcess:
-    """`liteshift serve` as a subprocess on a loopback port."""
-
-    def __init__(self, tmp_path: Path, datastore: str) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.backup_dir = tmp_path / "backups"
-        self.log = tmp_path / "sidecar.log"
-        self.env = {
-            **os.environ,
-            "LITESHIFT_DB_URL": f"sqlite:///{tmp_path / 'data' / 'liteshift.db'}",
-            "LITESHIFT_PORT": str(self.port),
-            "LITESHIFT_API_TOKEN": API_TOKEN,
-            "LITESHIFT_ADMIN_TOKEN": ADMIN_TOKEN,
-            "LITESHIFT_BACKUP_DIR": str(self.backup_dir),
-            "LITESHIFT_DATASTORE": datastore,
-            "LITESHIFT_NAMESPACE": NAMESPACE,
-            "LITESHIFT_VECTOR_DIMENSION": "4",
-        }
-        (tmp_path / "data").mkdir(exist_ok=True)
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        with self.log.open("ab") as log:
-            self.process = subprocess.Popen(
-                [str(Path(sys.executable).parent / "liteshift"), "serve"],
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        deadline = time.monotonic() + 30
-        while True:
-            assert self.process.poll() is None, self.log.read_text()
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "sidecar did not start: " + self.log.read_text()
-            time.sleep(0.1)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(timeout=30)
-        self.process = None
-
-    def add_messages(self, count: int) -> None:
-        for i in range(count):
-            response = httpx.post(
-                f"{self.url}/v1/messages",
-                headers={"Authorization": f"Bearer {API_TOKEN}"},
-                json={"conversation_id": "c", "role": "user", "content": f"m{i}"},
-            )
-            assert response.status_code == 201, response.text
-
-
 @pytest.fixture
 def sidecar_process(tmp_path: Path) -> Iterator[SidecarProcess]:
-    process = SidecarProcess(tmp_path, "shop")
+    process = SidecarProcess(tmp_path, "shop", NAMESPACE)
     process.start()
     try:
         yield process
