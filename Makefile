@@ -35,9 +35,12 @@ typecheck: setup
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 
+## Every benchmark, one after the other (each prints its table; figures go to docs/benchmarks.md).
 bench:
 	scripts/bootstrap.sh bench
-	$(PY) bench/run_all.py
+	$(PY) bench/sidecar.py --runs 3
+	$(PY) bench/backup.py --runs 3
+	$(PY) bench/promotion.py --runs 3
 
 clean:
 	rm -rf $(VENV) build dist .mypy_cache .ruff_cache
