@@ -101,7 +101,7 @@ def generate(path: Path, rows: int) -> None:
     conn.close()
 
 
-def run_child(argv: list[str]) -> tuple[float, int, str]:
+def run_child(argv: list[str], *, check: bool = True) -> tuple[float, int, str]:
     """Run a process; return (wall seconds, peak RSS in bytes, stdout)."""
     started = time.perf_counter()
     with tempfile.TemporaryFile() as out:
@@ -112,7 +112,9 @@ def run_child(argv: list[str]) -> tuple[float, int, str]:
         out.seek(0)
         text = out.read().decode(errors="replace")
     if process.returncode != 0:
-        raise SystemExit(f"{argv[0]} failed ({process.returncode}):\n{text[-3000:]}")
+        if check:
+            raise SystemExit(f"{argv[0]} failed ({process.returncode}):\n{text[-3000:]}")
+        text = f"EXIT {process.returncode}\n{text}"
     return elapsed, usage.ru_maxrss * 1024, text
 
 
@@ -130,8 +132,20 @@ def ours(db: Path, dsn: str) -> dict[str, float]:
 
 
 def pgloader(db: Path, dsn: str) -> dict[str, float]:
-    wall, rss, _ = run_child(["/usr/bin/pgloader", f"sqlite://{db}", dsn])
-    return {"wall": wall, "rss": float(rss)}
+    """pgloader's wall time and RSS; `failed` 1 when it crashed, `rows` what it really loaded."""
+    import psycopg
+
+    wall, rss, text = run_child(["/usr/bin/pgloader", f"sqlite://{db}", dsn], check=False)
+    failed = text.startswith("EXIT ")
+    try:
+        with psycopg.connect(dsn) as conn:
+            row = conn.execute("SELECT count(*) FROM messages").fetchone()
+            rows = float(row[0]) if row else 0.0
+    except psycopg.Error:
+        rows = 0.0
+    if failed:
+        print("pgloader crashed: " + " | ".join(text.splitlines()[1:6]), flush=True)
+    return {"wall": wall, "rss": float(rss), "failed": float(failed), "rows": rows}
 
 
 def main() -> None:
@@ -167,8 +181,16 @@ def main() -> None:
 
 
 def report(results: dict[str, list[dict[str, float]]], rows: int, size: int, runs: int) -> None:
+    ok = [r for r in results["pgloader"] if not r["failed"] and r["rows"] == rows]
+    crashed = len(results["pgloader"]) - len(ok)
+    results = {**results, "pgloader": ok}
+
     def med(name: str, key: str) -> float:
         return statistics.median(r[key] for r in results[name])
+
+    print(f"\npgloader: {crashed} of {len(ok) + crashed} run(s) crashed or loaded fewer rows")
+    if not ok:
+        return
 
     pg_rate = rows / med("pgloader", "wall")
     copy = med("liteshift", "copy")
