@@ -87,7 +87,12 @@ def test_scheduled_backup_reaches_status_on_a_real_api_server(
     )
     healthy = [c for c in live["status"]["conditions"] if c["type"] == "BackupsHealthy"]
     assert [(c["status"], c["reason"]) for c in healthy] == [("True", "BackupSucceeded")]
-    assert "BackupSucceeded" in event_reasons(api_client, namespace, "shop")
+    # kopf posts Events from a queue: they may land after the status patch.
+    wait_for(
+        lambda: "BackupSucceeded" in event_reasons(api_client, namespace, "shop"),
+        30,
+        "the BackupSucceeded Event",
+    )
     on_disk = list_backups(sidecar_for_operator.backup_dir)
     assert [e.name for e in on_disk] == [last["name"]]
     assert on_disk[0].manifest is not None

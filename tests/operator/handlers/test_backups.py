@@ -168,7 +168,7 @@ def test_schedule_backs_up_through_the_sidecar_applies_retention_and_reports_fai
         for round_ in range(3):
             clock.advance(timedelta(seconds=61))
             live = wait_for(
-                functools.partial(_nth_backup, cluster, len(names) + 1),
+                functools.partial(_new_backup, cluster, tuple(names)),
                 timeout=30,
                 message=f"scheduled backup {round_ + 1}",
             )
@@ -195,9 +195,9 @@ def test_schedule_backs_up_through_the_sidecar_applies_retention_and_reports_fai
         healthy = condition(live, "BackupsHealthy")
         assert (healthy["status"], healthy["reason"]) == ("True", "BackupSucceeded"), healthy
         assert names[-1] in healthy["message"]
-        assert len(events(cluster, "shop", "BackupSucceeded")) >= 3
-        pruned = events(cluster, "shop", "BackupsPruned")
-        assert pruned
+        # kopf posts Events from a queue: they may land after the status patch.
+        wait_for(lambda: len(events(cluster, "shop", "BackupSucceeded")) >= 3, message="events")
+        pruned = wait_for(lambda: events(cluster, "shop", "BackupsPruned"), message="pruned")
         assert names[0] in pruned[0]["message"]
 
         # The sidecar goes away: the next scheduled backup fails, visibly.
@@ -214,8 +214,7 @@ def test_schedule_backs_up_through_the_sidecar_applies_retention_and_reports_fai
         assert sidecar_process.url in unhealthy["message"]
         assert "kubectl -n apps get pods" in unhealthy["message"]
         assert live["status"]["backups"]["consecutiveFailures"] == 1
-        warnings = events(cluster, "shop", "BackupFailed")
-        assert warnings
+        warnings = wait_for(lambda: events(cluster, "shop", "BackupFailed"), message="warning")
         assert warnings[0]["type"] == "Warning"
 
         # It comes back: the retry (due minutes later, not a day) succeeds and heals.
@@ -229,13 +228,12 @@ def test_schedule_backs_up_through_the_sidecar_applies_retention_and_reports_fai
         assert live["status"]["backups"]["consecutiveFailures"] == 0
 
 
-def _nth_backup(cluster: Cluster, count: int) -> dict[str, Any] | None:
+def _new_backup(cluster: Cluster, seen: tuple[str, ...]) -> dict[str, Any] | None:
+    """The Datastore once its status shows a successful backup not in `seen` (the Event is
+    posted during the handler, the status patch lands after it: wait for the status)."""
     live = cluster.get("Datastore", "shop")
-    if live is None:
-        return None
-    events_now = events(cluster, "shop", "BackupSucceeded")
-    last = live.get("status", {}).get("lastBackup") or {}
-    if len(events_now) >= count and last.get("succeeded") is True:
+    last = (live or {}).get("status", {}).get("lastBackup") or {}
+    if last.get("succeeded") is True and last.get("name") not in seen:
         return live
     return None
 
@@ -294,7 +292,7 @@ def test_datastore_backup_completes_with_the_manifest_or_fails_with_the_reason(
         assert entry.manifest.compression == "gzip"
         assert entry.manifest.check == "integrity_check"
         assert st["schemaVersion"] == str(entry.manifest.schema_version)
-        assert events(cluster, "before-upgrade", "BackupCompleted")
+        wait_for(lambda: events(cluster, "before-upgrade", "BackupCompleted"), message="event")
 
         # A backup of a Datastore that does not exist, and one whose sidecar is down.
         for name, target in (("typo", "shpo"), ("while-down", "shop")):
@@ -318,7 +316,9 @@ def test_datastore_backup_completes_with_the_manifest_or_fails_with_the_reason(
         down = wait_for(lambda: _backup_phase(cluster, "while-down"), timeout=30, message="down")
         assert down["status"]["phase"] == "Failed"
         assert down["status"]["reason"] == "SidecarUnreachable"
-        assert events(cluster, "while-down", "BackupFailed")[0]["type"] == "Warning"
+        down_events = wait_for(lambda: events(cluster, "while-down", "BackupFailed"),
+                               message="warning")  # fmt: skip
+        assert down_events[0]["type"] == "Warning"
         # Nothing was added to the backup volume by the failures.
         assert [e.name for e in list_backups(sidecar_process.backup_dir)] == [st["backupName"]]
 
