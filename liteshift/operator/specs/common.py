@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from liteshift.operator.model import API_VERSION, KIND, Datastore
+from liteshift.operator.model import API_VERSION, KIND, Datastore, Resources
 
 Manifest = dict[str, Any]
 
@@ -96,3 +96,14 @@ def volume_claim_template(
         spec["storageClassName"] = storage_class
     # The labels end up on the PVCs; the delete handler finds them by `liteshift.io/datastore`.
     return {"metadata": {"name": name, "labels": labels(ds, component)}, "spec": spec}
+
+
+def resources_block(resources: Resources | None, default: Resources) -> dict[str, Any]:
+    """A container's `resources`: the user's when they set any request or limit, else `default`."""
+    chosen = resources if resources and (resources.requests or resources.limits) else default
+    out: dict[str, Any] = {}
+    if chosen.requests:
+        out["requests"] = dict(chosen.requests)
+    if chosen.limits:
+        out["limits"] = dict(chosen.limits)
+    return out

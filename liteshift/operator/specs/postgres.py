@@ -13,6 +13,7 @@ from liteshift.operator.specs.common import (
     metadata,
     pod_security_context,
     postgres_name,
+    resources_block,
     selector_labels,
     volume_claim_template,
 )
@@ -36,17 +37,6 @@ def _exec_probe(period: int, failures: int) -> dict[str, Any]:
         "timeoutSeconds": 5,
         "failureThreshold": failures,
     }
-
-
-def _resources(resources: Resources | None) -> dict[str, Any]:
-    chosen = resources if resources and (resources.requests or resources.limits) else None
-    chosen = chosen or DEFAULT_RESOURCES
-    out: dict[str, Any] = {}
-    if chosen.requests:
-        out["requests"] = dict(chosen.requests)
-    if chosen.limits:
-        out["limits"] = dict(chosen.limits)
-    return out
 
 
 def _secret_env(name: str, secret: str, key: str) -> dict[str, Any]:
@@ -74,7 +64,7 @@ def build_statefulset(ds: Datastore) -> Manifest:
             {"name": "run", "mountPath": "/var/run/postgresql"},
             {"name": "tmp", "mountPath": "/tmp"},  # noqa: S108 - the emptyDir under a read-only root
         ],
-        "resources": _resources(managed.resources),
+        "resources": resources_block(managed.resources, DEFAULT_RESOURCES),
         "startupProbe": _exec_probe(2, 90),
         "livenessProbe": _exec_probe(10, 6),
         "readinessProbe": _exec_probe(5, 3),

@@ -18,6 +18,7 @@ from liteshift.operator.specs.common import (
     metadata,
     pod_security_context,
     postgres_name,
+    resources_block,
     selector_labels,
     sidecar_name,
     volume_claim_template,
@@ -86,16 +87,6 @@ def _env(ds: Datastore, engine: str) -> list[dict[str, Any]]:
     return [{"name": key, "value": value} for key, value in sorted(env.items())]
 
 
-def _resources(resources: Resources | None, default: Resources) -> dict[str, Any]:
-    chosen = resources if resources and (resources.requests or resources.limits) else default
-    out: dict[str, Any] = {}
-    if chosen.requests:
-        out["requests"] = dict(chosen.requests)
-    if chosen.limits:
-        out["limits"] = dict(chosen.limits)
-    return out
-
-
 def _probe(path: str, period: int, failures: int) -> dict[str, Any]:
     return {
         "httpGet": {"path": path, "port": "http"},
@@ -150,7 +141,7 @@ def build_statefulset(ds: Datastore, engine: str = "sqlite") -> Manifest:
         "ports": [{"name": "http", "containerPort": PORT, "protocol": "TCP"}],
         "env": _env(ds, engine),
         "volumeMounts": volume_mounts,
-        "resources": _resources(ds.spec.resources, DEFAULT_RESOURCES),
+        "resources": resources_block(ds.spec.resources, DEFAULT_RESOURCES),
         "startupProbe": _probe("/healthz", 2, 60),
         "livenessProbe": _probe("/healthz", 10, 3),
         "readinessProbe": _probe("/readyz", 5, 3),
