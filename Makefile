@@ -17,7 +17,7 @@ serve: setup-runtime
 
 ## The whole suite: lint, types, layering, every test (both engines, e2e).
 test: setup lint typecheck cluster
-	$(PY) -m pytest -p no:cacheprovider
+	$(PY) -m pytest -p no:cacheprovider -v
 
 ## The fast suite (< 10 min on 2 cores): everything but the slow and e2e markers.
 test-fast: setup lint typecheck
