@@ -45,7 +45,7 @@ class MediaStore:
             configure=pg_configure,
             kwargs={"connect_timeout": 5},
             open=False,
-            timeout=10,
+            timeout=5,  # as the main Postgres engine: a vanished database is a prompt 503
         )
         self._pool.open(wait=True, timeout=10)
         self._executor = ThreadPoolExecutor(pool_size, thread_name_prefix="liteshift-media")

@@ -35,6 +35,7 @@ class PostgresStore(BaseStore):
         *,
         vector_dimension: int = 384,
         pool_size: int = 8,
+        pool_timeout: float = 5.0,
         observer: Callable[[OpSample], None] | None = None,
         media: MediaStore | None = None,
     ) -> None:
@@ -55,7 +56,9 @@ class PostgresStore(BaseStore):
             configure=pg_configure,
             kwargs={"connect_timeout": 5},
             open=False,
-            timeout=30,
+            # How long an operation waits for a connection before it is StoreUnavailable (a
+            # 503 in the sidecar): a vanished database must not hold requests for long.
+            timeout=pool_timeout,
         )
         try:
             self._pool.open(wait=True, timeout=10)

@@ -10,7 +10,7 @@ import pytest
 from tests.sidecar.conftest import API, make_sidecar, running
 
 
-# Each call waits out the store's Postgres pool timeout (about 30 s) before it reports the
+# Each call waits out the store's Postgres pool timeout (5 s) before it reports the
 # database unavailable, hence slow.
 @pytest.mark.slow
 def test_dropped_postgres_database_is_503(
