@@ -87,3 +87,35 @@ class InvalidPromotionTransition(PromotionError):
         super().__init__(
             f"promotion in state {state} cannot take {event}" + (f": {detail}" if detail else "")
         )
+
+
+class AlreadyPromoted(PromotionError):
+    """The SQLite file carries the promoted marker: it is the read-only rollback point."""
+
+    code = "already_promoted"
+
+    def __init__(self, path: str, target: str | None) -> None:
+        self.path = path
+        self.target = target
+        super().__init__(
+            f"{path} was already promoted to {target or 'Postgres'}; it is read-only now "
+            "(the rollback point) and cannot be promoted or aborted again"
+        )
+
+
+class PromotionAborted(PromotionError):
+    """The run was stopped on request (`OnlinePromotion.cancel()` or `abort()`)."""
+
+    code = "aborted"
+
+    def __init__(self) -> None:
+        super().__init__("the promotion was aborted on request; SQLite stays the primary")
+
+
+class PromotionNotPrepared(PromotionError):
+    """`finish()` without a completed `prepare()` on the same object."""
+
+    code = "promotion_not_prepared"
+
+    def __init__(self) -> None:
+        super().__init__("finish() needs a completed prepare() on the same OnlinePromotion")

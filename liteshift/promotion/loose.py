@@ -240,29 +240,52 @@ def scan(
     return ScanResult(report, checksums)
 
 
+class RowChecker:
+    """The scan's check of one row of `spec`, for callers that read rows one by one.
+
+    `check(types, values, report)` takes the storage class of each column (`typeof()`) and
+    the raw values (text may be bytes), adds every loose value to `report`, and returns the
+    row's canonical column texts (`liteshift.store.checksum`), or None if a value is loose.
+    """
+
+    def __init__(self, spec: TableSpec) -> None:
+        self.spec = spec
+        names = spec.column_names
+        dimension = names.index("dimension") if "dimension" in names else None
+        self._checkers = list(
+            zip(names, [_checker(c, dimension) for c in spec.columns], strict=True)
+        )
+        self._key_index = names.index(spec.key)
+
+    def check(
+        self, types: Sequence[str], values: Sequence[Any], report: LooseDataReport
+    ) -> list[str] | None:
+        canonical: list[str] = []
+        for (name, checker), typ, raw in zip(self._checkers, types, values, strict=True):
+            try:
+                canonical.append(checker(typ, raw, values))
+            except _Problem as problem:
+                report.add(
+                    LooseValue(self.spec.name, _key(values[self._key_index]), name, str(problem))
+                )
+        return canonical if len(canonical) == len(self._checkers) else None
+
+
 def _scan_table(
     snapshot: SqliteSnapshot,
     spec: TableSpec,
     report: LooseDataReport,
     progress: Progress | None,
 ) -> TableChecksum:
-    names = spec.column_names
-    dimension = names.index("dimension") if "dimension" in names else None
-    checkers = list(zip(names, [_checker(c, dimension) for c in spec.columns], strict=True))
-    key_index = names.index(spec.key)
+    checker = RowChecker(spec)
     hasher = RowHasher(spec)
     total = snapshot.count(spec)
     if progress:
         progress(spec.name, 0, total)
 
     def check(types: Sequence[str], values: Sequence[Any]) -> None:
-        canonical: list[str] = []
-        for (name, checker), typ, raw in zip(checkers, types, values, strict=True):
-            try:
-                canonical.append(checker(typ, raw, values))
-            except _Problem as problem:
-                report.add(LooseValue(spec.name, _key(values[key_index]), name, str(problem)))
-        if len(canonical) == len(checkers):
+        canonical = checker.check(types, values, report)
+        if canonical is not None:
             hasher.add(canonical)
 
     done = 0

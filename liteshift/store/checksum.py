@@ -166,12 +166,16 @@ def _pg_column(spec_kind: str, name: str) -> sql.Composable:
     return sql.SQL("coalesce({}, {})").format(expr, sql.Literal(NULL))
 
 
-def checksum_query(spec: TableSpec) -> sql.Composed:
-    """The aggregate computing `spec`'s count and checksum inside Postgres."""
-    row = sql.SQL("concat_ws({}, {})").format(
+def _row_text(spec: TableSpec) -> sql.Composed:
+    return sql.SQL("concat_ws({}, {})").format(
         sql.Literal(SEPARATOR),
         sql.SQL(", ").join(_pg_column(c.kind, c.name) for c in spec.columns),
     )
+
+
+def checksum_query(spec: TableSpec) -> sql.Composed:
+    """The aggregate computing `spec`'s count and checksum inside Postgres."""
+    row = _row_text(spec)
     # sum(bigint) accumulates in 128 bits and returns an exact numeric: no overflow, and no
     # per-row cast to numeric.
     return sql.SQL(
@@ -185,3 +189,19 @@ def postgres_checksum(conn: psycopg.Connection[Any], spec: TableSpec) -> TableCh
     conn.rollback()
     assert row is not None
     return TableChecksum(spec.name, int(row[0]), int(row[1]) % MODULUS)
+
+
+def postgres_row_hashes(
+    conn: psycopg.Connection[Any], spec: TableSpec, keys: Sequence[str]
+) -> dict[str, int]:
+    """`row_hash` of each row of `spec` whose key is in `keys`, by key, inside the caller's
+    transaction (the per-row term of the table checksum: equal rows, equal hashes)."""
+    query = sql.SQL(
+        "SELECT {}, ('x' || left(md5({}), 16))::bit(64)::bigint FROM {} WHERE {} = ANY(%s)"
+    ).format(
+        sql.Identifier(spec.key),
+        _row_text(spec),
+        sql.Identifier(spec.name),
+        sql.Identifier(spec.key),
+    )
+    return {str(key): int(value) for key, value in conn.execute(query, (list(keys),))}

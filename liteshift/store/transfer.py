@@ -278,10 +278,14 @@ class SqliteSnapshot:
         yield from self.conn.execute(f"SELECT {columns} FROM {_q(spec.name)}")
 
 
-def _q(name: str) -> str:
+def quote_identifier(name: str) -> str:
+    """A lower-case identifier, double-quoted for SQLite; anything else raises ValueError."""
     if not re.fullmatch(r"[a-z_][a-z0-9_]*", name):
         raise ValueError(f"not an identifier: {name!r}")
     return '"' + name + '"'
+
+
+_q = quote_identifier
 
 
 # --- Postgres side ---------------------------------------------------------------------------
@@ -437,6 +441,61 @@ def _copy_one(
     if progress:
         progress(spec.name, done, total)
     return done
+
+
+def converters(spec: TableSpec) -> list[Callable[[Any], Any]]:
+    """Per column of `spec`, the conversion the copy applies to a checked SQLite value."""
+    return _converters(spec)
+
+
+def replay_rows(
+    conn: psycopg.Connection[Any],
+    spec: TableSpec,
+    keys: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+) -> tuple[int, int]:
+    """Inside the caller's transaction: make the rows of `spec` with `keys` equal `rows`.
+
+    `rows` are the current SQLite rows (columns in spec order, already checked by the
+    loose-data check, text as str) of the keys that still exist; a key without a row is a
+    delete. Every key is deleted, then `rows` are written with COPY and the copy's
+    conversions: the same result as an upsert per present key plus a delete per absent key,
+    in two statements whatever the number of keys. Returns (rows deleted, rows written).
+    Raises StoreUnavailable.
+    """
+    convert = _converters(spec)
+    try:
+        cur = conn.execute(
+            sql.SQL("DELETE FROM {} WHERE {} = ANY(%s)").format(
+                sql.Identifier(spec.name), sql.Identifier(spec.key)
+            ),
+            (list(keys),),
+        )
+        deleted = cur.rowcount
+        if rows:
+            statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
+                sql.Identifier(spec.name),
+                sql.SQL(", ").join(map(sql.Identifier, spec.column_names)),
+            )
+            with conn.cursor() as copy_cur, copy_cur.copy(statement) as copy:
+                for row in rows:
+                    copy.write_row([f(v) for f, v in zip(convert, row, strict=True)])
+    except psycopg.Error as exc:
+        raise StoreUnavailable("postgres", _first_line(exc)) from exc
+    return deleted, len(rows)
+
+
+def truncate_tables(conn: psycopg.Connection[Any], tables: Sequence[TableSpec]) -> None:
+    """Empty `tables` in Postgres in one transaction; raises StoreUnavailable."""
+    try:
+        with conn.transaction():
+            conn.execute(
+                sql.SQL("TRUNCATE {}").format(
+                    sql.SQL(", ").join(sql.Identifier(spec.name) for spec in tables)
+                )
+            )
+    except psycopg.Error as exc:
+        raise StoreUnavailable("postgres", _first_line(exc)) from exc
 
 
 def _first_line(exc: BaseException) -> str:
