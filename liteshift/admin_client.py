@@ -1,4 +1,5 @@
-"""An async client of a sidecar's `/admin/backups` API (used by the operator's backup handlers).
+"""An async client of a sidecar's admin API: `/admin/backups` (the operator's backup handlers)
+and `/admin/promotion` (its promotion handler).
 
 It lives outside `liteshift.operator` on purpose: that package keeps every Kubernetes API call
 in `operator/kube.py` (tests hold it to that by its imports), and this talks to sidecars, not
@@ -50,6 +51,13 @@ class SidecarBusy(SidecarRefused):
     code = "sidecar_busy"
 
 
+class PromotionConflict(SidecarRefused):
+    """409 from `/admin/promotion`: `promotion_in_progress` (another target is being promoted
+    to) or `already_promoted` (an abort after the cutover)."""
+
+    code = "promotion_conflict"
+
+
 class AdminClient:
     """Calls one sidecar's admin API with its admin token. Each call opens its own connection:
     calls are rare (a schedule) and a long backup must not pin a pool."""
@@ -75,7 +83,11 @@ class AdminClient:
         if response.status_code >= 400:
             error = data.get("error", "error") if isinstance(data, dict) else "error"
             detail = data.get("detail", response.text) if isinstance(data, dict) else response.text
-            kind = SidecarBusy if error == "backup_in_progress" else SidecarRefused
+            kind: type[SidecarRefused] = SidecarRefused
+            if error == "backup_in_progress":
+                kind = SidecarBusy
+            elif response.status_code == 409 and path.startswith("/admin/promotion"):
+                kind = PromotionConflict
             raise kind(self.base_url, response.status_code, str(error), detail)
         if not isinstance(data, dict):
             raise SidecarRefused(self.base_url, response.status_code, "bad_response",
@@ -100,4 +112,26 @@ class AdminClient:
         result: dict[str, Any] = await self._call(
             "POST", "/admin/backups/prune", {"keep_last": keep_last, "max_age": max_age}
         )
+        return result
+
+    async def start_promotion(self, target_url: str) -> dict[str, Any]:
+        """`POST /admin/promotion`: start (or join) the online promotion to `target_url`.
+
+        Idempotent: a run to the same target answers with that run's status document, a
+        promoted sidecar with state Promoted. Raises PromotionConflict for another target.
+        """
+        result: dict[str, Any] = await self._call(
+            "POST", "/admin/promotion", {"target_url": target_url}
+        )
+        return result
+
+    async def promotion_status(self) -> dict[str, Any]:
+        """`GET /admin/promotion`: the status document (state, progress, write pause, …)."""
+        result: dict[str, Any] = await self._call("GET", "/admin/promotion")
+        return result
+
+    async def abort_promotion(self) -> dict[str, Any]:
+        """`POST /admin/promotion/abort`: before the cutover, stop and return to SQLite (state
+        RolledBack); raises PromotionConflict (`already_promoted`) after it."""
+        result: dict[str, Any] = await self._call("POST", "/admin/promotion/abort")
         return result

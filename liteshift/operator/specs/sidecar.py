@@ -47,8 +47,10 @@ def endpoint(ds: Datastore) -> str:
 
 
 def uses_postgres_dsn(ds: Datastore, engine: str) -> bool:
-    """Whether the sidecar needs a Postgres DSN mounted (media tables or serving from Postgres)."""
-    return ds.spec.postgres.mode != "none" and (ds.spec.media.enabled or engine == "postgres")
+    """Whether the sidecar needs the Postgres DSN mounted: serving from Postgres, media tables,
+    or a declared promotion target (managed or external) it must find again after a restart
+    that follows a cutover (`LITESHIFT_PROMOTION_TARGET_URL_FILE`)."""
+    return engine == "postgres" or ds.spec.postgres.mode != "none"
 
 
 def postgres_dsn_secret(ds: Datastore) -> tuple[str, str]:
@@ -78,10 +80,15 @@ def _env(ds: Datastore, engine: str) -> list[dict[str, Any]]:
         "LITESHIFT_BACKUP_DIR": BACKUP_DIR,
         "LITESHIFT_LOG_FORMAT": "json",
     }
-    if engine == "postgres" and ds.spec.postgres.mode != "none":
+    if engine == "postgres":
+        # Promoted: with postgres.mode none this is the managed Postgres the promotion made.
         env["LITESHIFT_DB_URL_FILE"] = DSN_FILE
     else:
         env["LITESHIFT_DB_URL"] = SQLITE_URL
+        if uses_postgres_dsn(ds, engine):
+            # A sidecar restarted after the cutover finds a promoted SQLite file: it serves
+            # from this target instead (never writes the rollback point again).
+            env["LITESHIFT_PROMOTION_TARGET_URL_FILE"] = DSN_FILE
     if ds.spec.media.enabled:
         env["LITESHIFT_MEDIA_DB_URL_FILE"] = DSN_FILE
     return [{"name": key, "value": value} for key, value in sorted(env.items())]

@@ -70,14 +70,19 @@ def test_children_per_mode() -> None:
     assert kinds["external-postgres"] == kinds["sqlite-only"]
 
 
-def test_media_toggles_the_postgres_mount() -> None:
-    def volumes(spec: dict[str, Any]) -> list[str]:
-        sts = next(o for o in objects(spec, "sqlite") if o["metadata"]["name"] == "shop"
+def test_a_declared_postgres_is_mounted_as_the_promotion_target() -> None:
+    def volumes(spec: dict[str, Any], engine: str = "sqlite") -> list[str]:
+        sts = next(o for o in objects(spec, engine) if o["metadata"]["name"] == "shop"
                    and o["kind"] == "StatefulSet")  # fmt: skip
         return [v["name"] for v in sts["spec"]["template"]["spec"]["volumes"]]
 
-    assert "postgres-dsn" not in volumes(MATRIX["managed-postgres"])
+    # No Postgres yet: nothing to mount until the promotion made the managed one.
+    assert "postgres-dsn" not in volumes(MATRIX["sqlite-only"])
+    assert "postgres-dsn" in volumes(MATRIX["sqlite-only"], "postgres")
+    # A declared one is the promotion target (LITESHIFT_PROMOTION_TARGET_URL_FILE).
+    assert "postgres-dsn" in volumes(MATRIX["managed-postgres"])
     assert "postgres-dsn" in volumes(MATRIX["managed-postgres-media"])
+    assert "postgres-dsn" in volumes(MATRIX["external-postgres"])
 
 
 @pytest.mark.parametrize("version", ["1.30", "1.37"])

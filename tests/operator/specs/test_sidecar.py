@@ -204,3 +204,35 @@ def test_sqlite_url_names_the_file_on_the_data_volume() -> None:
     # The store's own URL parser is the judge of what the sidecar will open.
     parsed = parse_url(env(build_statefulset(ds()))["LITESHIFT_DB_URL"])
     assert (parsed.engine, parsed.target) == ("sqlite", "/data/liteshift.db")
+
+
+def test_a_declared_postgres_is_the_promotion_target_while_on_sqlite() -> None:
+    for spec, secret, key in (
+        ({"postgres": {"mode": "managed"}}, "shop-postgres", "dsn"),
+        (
+            {"postgres": {"mode": "external", "external": {"dsnSecretRef": {"name": "pg",
+                                                                             "key": "url"}}}},
+            "pg",
+            "url",
+        ),
+    ):  # fmt: skip
+        sts = build_statefulset(ds(spec), "sqlite")
+        assert env(sts)["LITESHIFT_DB_URL"] == "sqlite:///data/liteshift.db"
+        # After a cutover, a restarted sidecar finds the promoted SQLite file and serves
+        # from this target instead of refusing to start.
+        assert env(sts)["LITESHIFT_PROMOTION_TARGET_URL_FILE"] == "/etc/liteshift/postgres/dsn"
+        volumes = {v["name"]: v for v in sts["spec"]["template"]["spec"]["volumes"]}
+        assert volumes["postgres-dsn"]["secret"]["secretName"] == secret
+        assert volumes["postgres-dsn"]["secret"]["items"] == [{"key": key, "path": "dsn"}]
+    assert "LITESHIFT_PROMOTION_TARGET_URL_FILE" not in env(build_statefulset(ds()))
+
+
+def test_promoted_without_a_declared_postgres_serves_from_the_managed_one() -> None:
+    # postgres.mode none: the promotion provisioned the managed Postgres and its Secret.
+    sts = build_statefulset(ds({"replicas": 2}), "postgres")
+    assert env(sts)["LITESHIFT_DB_URL_FILE"] == "/etc/liteshift/postgres/dsn"
+    assert "LITESHIFT_DB_URL" not in env(sts)
+    assert "LITESHIFT_PROMOTION_TARGET_URL_FILE" not in env(sts)
+    volumes = {v["name"]: v for v in sts["spec"]["template"]["spec"]["volumes"]}
+    assert volumes["postgres-dsn"]["secret"]["secretName"] == "shop-postgres"
+    assert sts["spec"]["replicas"] == 2
