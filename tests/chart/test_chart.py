@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from liteshift import __version__
-from liteshift.operator.image import DEFAULT_IMAGE
+from liteshift.operator.image import BUILTIN_IMAGE, SIDECAR_IMAGE_ENV
 from tests.chart.helm import CHART, NAMESPACE, ROOT, HelmFailed, by_kind, lint, one, render
 
 PROMETHEUS_OPERATOR = "monitoring.coreos.com/v1/PodMonitor"
@@ -181,19 +181,37 @@ def test_rendered_crds_are_the_repository_crds() -> None:
     assert sorted(rendered, key=key) == sorted(ours, key=key)
 
 
+def env_of(container: dict[str, Any]) -> dict[str, str]:
+    return {var["name"]: var["value"] for var in container["env"]}
+
+
 def test_default_image_is_the_operators_default_sidecar_image() -> None:
     chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
     assert chart["appVersion"] == __version__
     assert chart["version"] == __version__
     (container,) = one(render(), "Deployment")["spec"]["template"]["spec"]["containers"]
-    assert container["image"] == DEFAULT_IMAGE
+    assert container["image"] == BUILTIN_IMAGE
+    assert env_of(container)[SIDECAR_IMAGE_ENV] == BUILTIN_IMAGE
 
 
 def test_custom_image(tmp_path: Path) -> None:
+    # The chart's image reaches the operator as its default sidecar image (what the operator
+    # does with it: tests/operator/test_image.py).
     deployment = one(values_file_case("custom-image", tmp_path), "Deployment")
     pod = deployment["spec"]["template"]["spec"]
     assert pod["containers"][0]["image"] == "registry.example:5000/me/liteshift:dev-1"
+    assert env_of(pod["containers"][0])[SIDECAR_IMAGE_ENV] == (
+        "registry.example:5000/me/liteshift:dev-1"
+    )
     assert pod["imagePullSecrets"] == [{"name": "regcred"}]
+
+
+def test_image_tag_alone_keeps_the_repository(tmp_path: Path) -> None:
+    (container,) = one(render({"image": {"tag": "1.2.3-rc1"}}, tmp_path), "Deployment")["spec"][
+        "template"
+    ]["spec"]["containers"]
+    assert container["image"] == "ghcr.io/liteshift/liteshift:1.2.3-rc1"
+    assert env_of(container)[SIDECAR_IMAGE_ENV] == container["image"]
 
 
 def test_operator_pod_is_hardened() -> None:
