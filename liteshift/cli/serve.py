@@ -24,28 +24,28 @@ def serve(db_url: str | None, host: str | None, port: int | None) -> None:
     from liteshift.sidecar import create_app  # noqa: PLC0415
     from liteshift.sidecar.logs import configure_logging  # noqa: PLC0415
     from liteshift.sidecar.metrics import Metrics  # noqa: PLC0415
+    from liteshift.sidecar.promotion import open_primary, serving_settings  # noqa: PLC0415
     from liteshift.sidecar.tokens import resolve_tokens  # noqa: PLC0415
-    from liteshift.store import open_store  # noqa: PLC0415
     from liteshift.store.urls import parse_url  # noqa: PLC0415
 
     settings = Settings.from_env(db_url=db_url, host=host, port=port)
     configure_logging(settings.log_format)
+    configured = settings.db_url
+    # A promoted SQLite file never takes writes again: serve its Postgres target, or refuse.
+    settings = serving_settings(settings)
     url = parse_url(settings.db_url)
     if url.engine == "sqlite" and settings.db_url == Settings.db_url:
         # The embedded default works on a fresh checkout: create ./liteshift-data.
         settings.sqlite_path.parent.mkdir(parents=True, exist_ok=True)  # type: ignore[union-attr]
     tokens = resolve_tokens(settings)
     metrics = Metrics(settings.datastore, settings.namespace)
-    store = open_store(
-        settings.db_url,
-        media_url=settings.media_db_url if settings.media_enabled else None,
-        migrate=settings.migrate_on_start,
-        synchronous=settings.sqlite_synchronous,
-        vector_dimension=settings.vector_dimension,
-        observer=metrics.observe,
+    store = open_primary(
+        settings, settings.db_url, observer=metrics.observe, migrate=settings.migrate_on_start
     )
     app = create_app(settings, store, metrics=metrics, tokens=tokens)
     click.echo(f"liteshift sidecar: http://{settings.host}:{settings.port} ({url.display()})")
+    if settings.db_url != configured:
+        click.echo(f"  {parse_url(configured).display()} was promoted: serving its Postgres target")
     click.echo(f"  API token:   {_where(tokens.api_file, 'LITESHIFT_API_TOKEN')}")
     click.echo(f"  admin token: {_where(tokens.admin_file, 'LITESHIFT_ADMIN_TOKEN')}")
     click.echo(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -15,9 +16,11 @@ from liteshift.sidecar.metrics import Metrics
 from liteshift.sidecar.middleware.auth import AuthMiddleware
 from liteshift.sidecar.middleware.body_limit import BodyLimitMiddleware
 from liteshift.sidecar.openapi import build_openapi
+from liteshift.sidecar.promotion import Promoter
 from liteshift.sidecar.routes import all_operations
 from liteshift.sidecar.routing import Operation, build_routes
 from liteshift.sidecar.settings import Settings
+from liteshift.sidecar.switchable import SwitchableStore
 from liteshift.sidecar.tokens import Tokens, resolve_tokens
 from liteshift.store import Store
 
@@ -37,8 +40,11 @@ def create_app(
     so per-operation metrics flow; without it a fresh `Metrics` exports only the gauges.
     `tokens` defaults to `resolve_tokens(settings)`. `extra_operations` lets a benchmark add a
     route behind the same middleware. The lifespan closes the store on shutdown unless
-    `close_store=False`.
+    `close_store=False`. A SQLite store is served through a `SwitchableStore`, so an online
+    promotion (`/admin/promotion`) can swap it for Postgres in-process.
     """
+    if store.engine == "sqlite" and not isinstance(store, SwitchableStore):
+        store = SwitchableStore(store)
     metrics = metrics or Metrics(settings.datastore, settings.namespace)
     metrics.set_engine(store.engine)
     metrics.set_promotion_state("Promoted" if store.engine == "postgres" else "Idle")
@@ -46,6 +52,7 @@ def create_app(
     sidecar = Sidecar(
         settings=settings, store=store, metrics=metrics, tokens=tokens or resolve_tokens(settings)
     )
+    promoter = sidecar.promoter = Promoter(sidecar)
     operations = [*all_operations(media_enabled=store.media_enabled), *(extra_operations or [])]
     sidecar.openapi = to_json(build_openapi(operations))
 
@@ -54,6 +61,8 @@ def create_app(
         try:
             yield
         finally:
+            # A running promotion stops (and rolls back) before its store closes.
+            await asyncio.to_thread(promoter.shutdown)
             if close_store:
                 store.close()
 

@@ -290,3 +290,56 @@ class StatusOut(BaseModel):
     wal_size_bytes: int
     cross_store_write_failures: int
     migrations: list[MigrationOut]
+
+
+# --- admin: promotion -----------------------------------------------------------------------
+
+
+class PromotionStart(Strict):
+    target_url: str = Field(description="the Postgres URL to promote to (postgresql://…)")
+
+
+class PromotionProgressOut(BaseModel):
+    table: str | None
+    done: int
+    total: int
+
+
+class TableVerificationOut(BaseModel):
+    rows: int
+    ok: bool
+
+
+class PromotionVerificationOut(BaseModel):
+    tables: dict[str, TableVerificationOut]
+
+
+class PromotionErrorOut(BaseModel):
+    error: str
+    detail: str
+
+
+class PromotionOut(BaseModel):
+    """The sidecar's online promotion (docs/promotion.md, "In the sidecar")."""
+
+    state: Literal[
+        "Idle",
+        "ReadinessChecks",
+        "Copying",
+        "CatchingUp",
+        "Verifying",
+        "CuttingOver",
+        "Promoted",
+        "RolledBack",
+    ]
+    target: str | None = Field(description="the target URL without its password")
+    phase: str | None
+    progress: PromotionProgressOut
+    catchup_passes: int
+    pending_changes: int
+    rows_copied: dict[str, int]
+    write_pause_ms: float | None
+    verification: PromotionVerificationOut | None
+    error: PromotionErrorOut | None = Field(description="why the run rolled back")
+    started_at: AwareDatetime | None
+    finished_at: AwareDatetime | None

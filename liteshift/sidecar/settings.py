@@ -45,6 +45,10 @@ class Settings:
     max_body_bytes: int = 1_048_576
     vector_dimension: int = 384
     log_format: Literal["text", "json"] = "text"
+    #: Postgres URL a promoted SQLite file is served from (docs/promotion.md, "In the sidecar").
+    promotion_target_url: str | None = None
+    #: Rows per COPY batch of an online promotion (None: the library's default, 10000).
+    promotion_batch_rows: int | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -71,9 +75,17 @@ class Settings:
             log_format=_choice(  # type: ignore[arg-type]
                 env, "LITESHIFT_LOG_FORMAT", ("text", "json"), "text"
             ),
+            promotion_target_url=_secret(env, "LITESHIFT_PROMOTION_TARGET_URL"),
+            promotion_batch_rows=(
+                _int(env, "LITESHIFT_PROMOTION_BATCH_ROWS", 0, low=1, high=1_000_000)
+                if env.get("LITESHIFT_PROMOTION_BATCH_ROWS")
+                else None
+            ),
         )
         settings = replace(settings, **{k: v for k, v in overrides.items() if v is not None})
         settings = replace(settings, db_url=absolute_sqlite_url(settings.db_url))
+        if settings.promotion_target_url is not None:
+            _require_postgres("LITESHIFT_PROMOTION_TARGET_URL", settings.promotion_target_url)
         if settings.media_enabled and not settings.media_db_url:
             raise SettingsError(
                 "LITESHIFT_MEDIA_DB_URL", "required when IMAGE_PROCESSING_ENABLED is true"
@@ -104,6 +116,15 @@ def absolute_sqlite_url(url: str) -> str:
     if url.startswith(prefix) and not url.startswith(prefix + "/"):
         return prefix + str(Path(url[len(prefix) :]).absolute())
     return url
+
+
+def _require_postgres(name: str, url: str) -> None:
+    try:
+        parsed = parse_url(url)
+    except LiteshiftError as exc:
+        raise SettingsError(name, str(exc)) from None
+    if parsed.engine != "postgres":
+        raise SettingsError(name, "must be a postgresql:// URL")
 
 
 def _secret(env: Mapping[str, str], name: str) -> str | None:

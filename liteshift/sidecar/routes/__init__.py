@@ -5,6 +5,7 @@ from __future__ import annotations
 from liteshift.sidecar.routes import (
     admin,
     admin_backups,
+    admin_promotion,
     agent_messages,
     cursors,
     embeddings,
@@ -29,6 +30,7 @@ def all_operations(*, media_enabled: bool) -> list[Operation]:
         *cursors.OPERATIONS,
         *admin.OPERATIONS,
         *admin_backups.OPERATIONS,
+        *admin_promotion.OPERATIONS,
     ]
     if media_enabled:
         ops.extend(media.OPERATIONS)

@@ -1,0 +1,436 @@
+"""`/admin/promotion` on a real sidecar: real SQLite file, real Postgres, real HTTP load.
+
+The headline test promotes a sidecar while threads of HTTP clients keep writing, and checks
+the contract: no client request fails, every acknowledged write is readable through the API
+and present in Postgres, the write pause is under a second, the engine switched in-process.
+"""
+
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any
+
+import apsw
+import httpx
+import psycopg
+import pytest
+
+from liteshift.promotion.loose import scan
+from liteshift.promotion.online import OnlineProgress, OnlinePromotion, promoted_marker
+from liteshift.promotion.verify import verify
+from liteshift.sidecar import Settings
+from liteshift.sidecar.promotion import PromotedFileRefused, Promoter, serving_settings
+from liteshift.store import open_store
+from liteshift.store.models import MessageIn
+from liteshift.store.transfer import DOMAIN_TABLES, SqliteSnapshot
+from liteshift.store.urls import redact
+from tests.operator.sidecar_process import ADMIN_TOKEN as PROCESS_ADMIN_TOKEN
+from tests.operator.sidecar_process import SidecarProcess
+from tests.sidecar.conftest import ADMIN, API, DIMENSION, Sidecar, make_sidecar, running
+
+TERMINAL = ("Promoted", "RolledBack")
+
+
+def seed(db_url: str, rows: int, *, content_bytes: int = 64) -> None:
+    """`rows` messages written straight into the store (group commit keeps this fast)."""
+    store = open_store(db_url, migrate=True, vector_dimension=DIMENSION)
+    try:
+        pending: list[Future[Any]] = []
+        for i in range(rows):
+            body = f"seed {i} ".ljust(content_bytes, "x")
+            pending.append(
+                store.submit(
+                    store.create_message,
+                    MessageIn(conversation_id=f"c{i % 7}", role="user", content=body),
+                )
+            )
+            if len(pending) >= 2000:
+                for f in pending:
+                    f.result()
+                pending.clear()
+        for f in pending:
+            f.result()
+    finally:
+        store.close()
+
+
+def wait_for(
+    http: httpx.Client,
+    done: Callable[[dict[str, Any]], bool],
+    *,
+    timeout: float = 120,
+    headers: dict[str, str] = ADMIN,
+) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        doc: dict[str, Any] = http.get("/admin/promotion", headers=headers).json()
+        if done(doc):
+            return doc
+        assert time.monotonic() < deadline, f"promotion stuck: {doc}"
+        time.sleep(0.02)
+
+
+def pg_ids(dsn: str, table: str) -> set[str]:
+    with psycopg.connect(dsn) as conn:
+        return {r[0] for r in conn.execute(f"SELECT id FROM {table}").fetchall()}
+
+
+def sqlite_triggers(path: Path) -> list[str]:
+    conn = apsw.Connection(str(path), flags=apsw.SQLITE_OPEN_READONLY)
+    try:
+        return [r[0] for r in conn.execute("SELECT name FROM sqlite_schema WHERE type='trigger'")]
+    finally:
+        conn.close()
+
+
+def checksums_equal(sqlite_path: str, dsn: str) -> bool:
+    with SqliteSnapshot(sqlite_path) as snapshot:
+        source = scan(snapshot, DOMAIN_TABLES).checksums
+    return verify(dsn, source, DOMAIN_TABLES).ok
+
+
+def list_all(http: httpx.Client, path: str) -> set[str]:
+    ids: set[str] = set()
+    cursor: str | None = None
+    while True:
+        params: dict[str, Any] = {"limit": 1000}
+        if cursor:
+            params["cursor"] = cursor
+        page = http.get(path, params=params, headers=API)
+        assert page.status_code == 200, page.text
+        body = page.json()
+        ids.update(item["id"] for item in body["items"])
+        cursor = body["next_cursor"]
+        if cursor is None:
+            return ids
+
+
+class WriteLoad:
+    """Threads of HTTP clients posting messages and events; counts acknowledged ids."""
+
+    def __init__(self, url: str, threads: int = 4) -> None:
+        self.url = url
+        self.stop = threading.Event()
+        self.acked: dict[str, list[str]] = {"messages": [], "events": []}
+        self.failures: list[str] = []
+        self._lock = threading.Lock()
+        self._threads = [threading.Thread(target=self._run, args=(n,)) for n in range(threads)]
+
+    def __enter__(self) -> WriteLoad:
+        for t in self._threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        for t in self._threads:
+            t.join(timeout=60)
+
+    def _run(self, n: int) -> None:
+        with httpx.Client(base_url=self.url, timeout=30, headers=API) as http:
+            i = 0
+            while not self.stop.is_set():
+                i += 1
+                if i % 2:
+                    table = "messages"
+                    body: dict[str, Any] = {
+                        "conversation_id": f"load{n}",
+                        "role": "u",
+                        "content": f"{i}",
+                    }
+                else:
+                    table = "events"
+                    body = {"type": "load", "payload": {"n": n, "i": i}}
+                try:
+                    response = http.post(f"/v1/{table}", json=body)
+                except httpx.HTTPError as exc:
+                    with self._lock:
+                        self.failures.append(f"{table}: {exc!r}")
+                    continue
+                with self._lock:
+                    if response.status_code == 201:
+                        self.acked[table].append(response.json()["id"])
+                    else:
+                        self.failures.append(f"{table}: {response.status_code} {response.text}")
+
+    @property
+    def total(self) -> int:
+        with self._lock:
+            return sum(len(v) for v in self.acked.values())
+
+
+def sqlite_sidecar(tmp_path: Path) -> tuple[Sidecar, Path]:
+    path = tmp_path / "primary.db"
+    return make_sidecar(f"sqlite:///{path}", tmp_path), path
+
+
+def slowed(delay: float) -> Callable[..., OnlinePromotion]:
+    """OnlinePromotion whose copy reports sleep `delay` each: a copy long enough to act on."""
+
+    def factory(
+        path: str, dsn: str, *, progress: Callable[[OnlineProgress], None], **kw: Any
+    ) -> OnlinePromotion:
+        def slow(step: OnlineProgress) -> None:
+            progress(step)
+            if step.phase == "copy":
+                time.sleep(delay)
+
+        return OnlinePromotion(path, dsn, progress=slow, **kw)
+
+    return factory
+
+
+def use_promoter(sidecar: Sidecar, **options: Any) -> Promoter:
+    context = sidecar.app.state.sidecar
+    promoter = context.promoter = Promoter(context, **options)
+    return promoter
+
+
+# --- the headline: promotion under a concurrent write load -------------------------------
+
+
+def test_promotion_under_write_load_loses_nothing(tmp_path: Path, postgres_dsn: str) -> None:
+    sidecar, path = sqlite_sidecar(tmp_path)
+    seed(f"sqlite:///{path}", 5000)
+    with running(sidecar) as http:
+        assert http.get("/admin/promotion", headers=ADMIN).json()["state"] == "Idle"
+        url = str(http.base_url).rstrip("/")
+        with WriteLoad(url) as load:
+            while load.total < 200:
+                time.sleep(0.01)
+            started = http.post(
+                "/admin/promotion", json={"target_url": postgres_dsn}, headers=ADMIN
+            )
+            assert started.status_code == 202, started.text
+            assert started.json()["state"] in ("ReadinessChecks", "Copying")
+            assert started.json()["target"] == redact(postgres_dsn)
+            seen: set[str] = set()
+
+            def finished(doc: dict[str, Any]) -> bool:
+                seen.add(doc["state"])
+                return doc["state"] in TERMINAL
+
+            doc = wait_for(http, finished)
+            at_promotion = load.total
+            while load.total < at_promotion + 200:  # writes keep landing, now on Postgres
+                time.sleep(0.01)
+        assert doc["state"] == "Promoted", doc
+        assert not load.failures, load.failures[:5]
+        assert doc["error"] is None
+        assert doc["write_pause_ms"] is not None and 0 < doc["write_pause_ms"] < 1000
+        assert doc["started_at"] and doc["finished_at"]
+        assert doc["rows_copied"]["messages"] >= 5000
+        assert all(t["ok"] for t in doc["verification"]["tables"].values())
+        assert "Promoted" in seen
+
+        status = http.get("/admin/status", headers=ADMIN).json()
+        assert status["engine"] == "postgres"
+        metrics = http.get("/metrics").text
+        assert 'liteshift_promotion_state{datastore="ds-test",namespace="ns-test"} 8.0' in metrics
+        assert re.search(r'liteshift_engine_info\{[^}]*engine="postgres"[^}]*\} 1\.0', metrics)
+        assert http.get("/readyz").status_code == 200
+
+        # Every acknowledged write is readable through the API and present in Postgres.
+        for table, route in (("messages", "/v1/messages"), ("events", "/v1/events")):
+            acked = set(load.acked[table])
+            assert acked <= list_all(http, route), table
+            assert acked <= pg_ids(postgres_dsn, table), table
+        sample = load.acked["messages"][-1]
+        assert http.get(f"/v1/messages/{sample}", headers=API).status_code == 200
+
+        again = http.post("/admin/promotion", json={"target_url": postgres_dsn}, headers=ADMIN)
+        assert again.status_code == 200 and again.json()["state"] == "Promoted"
+        refused = http.post("/admin/promotion/abort", headers=ADMIN)
+        assert refused.status_code == 409 and refused.json()["error"] == "already_promoted"
+    marker = promoted_marker(str(path))
+    assert marker is not None and marker.target == redact(postgres_dsn)
+
+
+# --- abort, refusals, failures ------------------------------------------------------------
+
+
+def test_abort_mid_copy_rolls_back_to_sqlite(tmp_path: Path, postgres_dsn: str) -> None:
+    sidecar, path = sqlite_sidecar(tmp_path)
+    seed(f"sqlite:///{path}", 3000)
+    use_promoter(sidecar, factory=slowed(0.05), promotion_options={"batch_rows": 100})
+    with running(sidecar) as http:
+        started = http.post("/admin/promotion", json={"target_url": postgres_dsn}, headers=ADMIN)
+        assert started.status_code == 202
+        wait_for(http, lambda d: d["state"] == "Copying" and sum(d["rows_copied"].values()) > 0)
+        joined = http.post("/admin/promotion", json={"target_url": postgres_dsn}, headers=ADMIN)
+        assert joined.status_code == 202 and joined.json()["state"] == "Copying"
+        other = http.post(
+            "/admin/promotion", json={"target_url": postgres_dsn + "_other"}, headers=ADMIN
+        )
+        assert other.status_code == 409 and other.json()["error"] == "promotion_in_progress"
+
+        aborted = http.post("/admin/promotion/abort", headers=ADMIN)
+        assert aborted.status_code == 200, aborted.text
+        doc = aborted.json()
+        assert doc["state"] == "RolledBack"
+        assert doc["error"]["error"] == "aborted"
+        assert doc["finished_at"] is not None
+
+        # SQLite is still the primary and takes writes; the capture is gone, Postgres empty.
+        assert http.get("/admin/status", headers=ADMIN).json()["engine"] == "sqlite"
+        created = http.post(
+            "/v1/messages",
+            json={"conversation_id": "c", "role": "u", "content": "after"},
+            headers=API,
+        )
+        assert created.status_code == 201
+        assert http.get(f"/v1/messages/{created.json()['id']}", headers=API).status_code == 200
+        assert (
+            'liteshift_promotion_state{datastore="ds-test",namespace="ns-test"} 9.0'
+            in http.get("/metrics").text
+        )
+        assert not any("liteshift" in t for t in sqlite_triggers(path))
+        assert pg_ids(postgres_dsn, "messages") == set()
+        again = http.post("/admin/promotion/abort", headers=ADMIN)
+        assert again.status_code == 200 and again.json()["state"] == "RolledBack"
+    assert promoted_marker(str(path)) is None
+
+
+def test_bad_targets_are_refused(tmp_path: Path) -> None:
+    sidecar, _ = sqlite_sidecar(tmp_path)
+    with running(sidecar) as http:
+        for target in ("mysql://db/x", "sqlite:///tmp/other.db", "", "not a url"):
+            r = http.post("/admin/promotion", json={"target_url": target}, headers=ADMIN)
+            assert r.status_code == 400, (target, r.text)
+            assert r.json()["error"] == "bad_target"
+        r = http.post("/admin/promotion", json={}, headers=ADMIN)
+        assert r.status_code == 422
+        r = http.post("/admin/promotion", json={"target_url": "postgresql://x/y"}, headers=API)
+        assert r.status_code == 403
+        assert http.get("/admin/promotion", headers=ADMIN).json()["state"] == "Idle"
+
+
+def test_unreachable_target_rolls_back_with_the_reason(tmp_path: Path) -> None:
+    sidecar, _ = sqlite_sidecar(tmp_path)
+    target = "postgresql://liteshift:secret@127.0.0.1:1/nowhere?connect_timeout=2"
+    with running(sidecar) as http:
+        r = http.post("/admin/promotion", json={"target_url": target}, headers=ADMIN)
+        assert r.status_code == 202
+        assert "secret" not in r.text
+        doc = wait_for(http, lambda d: d["state"] in TERMINAL, timeout=60)
+        assert doc["state"] == "RolledBack"
+        assert doc["error"]["error"] in ("readiness_failed", "store_unavailable"), doc
+        assert "secret" not in str(doc)
+        created = http.post("/v1/events", json={"type": "still", "payload": {}}, headers=API)
+        assert created.status_code == 201
+        assert http.get("/admin/status", headers=ADMIN).json()["engine"] == "sqlite"
+
+
+def test_a_sidecar_on_postgres_is_already_promoted(tmp_path: Path, postgres_dsn: str) -> None:
+    sidecar = make_sidecar(postgres_dsn, tmp_path)
+    with running(sidecar) as http:
+        r = http.post("/admin/promotion", json={"target_url": postgres_dsn}, headers=ADMIN)
+        assert r.status_code == 200 and r.json()["state"] == "Promoted"
+        assert http.get("/admin/promotion", headers=ADMIN).json()["state"] == "Promoted"
+
+
+# --- restart on a promoted file -----------------------------------------------------------
+
+
+def promote_quietly(tmp_path: Path, dsn: str) -> Path:
+    sidecar, path = sqlite_sidecar(tmp_path)
+    seed(f"sqlite:///{path}", 50)
+    with running(sidecar) as http:
+        assert (
+            http.post("/admin/promotion", json={"target_url": dsn}, headers=ADMIN).status_code
+            == 202
+        )
+        assert wait_for(http, lambda d: d["state"] in TERMINAL)["state"] == "Promoted"
+    return path
+
+
+def test_restart_on_a_promoted_file(tmp_path: Path, postgres_dsn: str) -> None:
+    path = promote_quietly(tmp_path, postgres_dsn)
+    settings = Settings(db_url=f"sqlite:///{path}")
+    with pytest.raises(PromotedFileRefused, match="LITESHIFT_PROMOTION_TARGET_URL"):
+        serving_settings(settings)
+
+    (tmp_path / "proc").mkdir()
+    process = SidecarProcess(tmp_path / "proc", "ds-restart", "ns")
+    process.env["LITESHIFT_DB_URL"] = f"sqlite:///{path}"
+    refused = subprocess.run(
+        [str(Path(sys.executable).parent / "liteshift"), "serve"],
+        env=process.env,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert refused.returncode == 1
+    lines = refused.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "promoted" in lines[0], (
+        refused.stderr
+    )
+    assert "LITESHIFT_PROMOTION_TARGET_URL" in lines[0]
+
+    process.env["LITESHIFT_PROMOTION_TARGET_URL"] = postgres_dsn
+    process.start()
+    try:
+        admin = {"Authorization": f"Bearer {PROCESS_ADMIN_TOKEN}"}
+        status = httpx.get(f"{process.url}/admin/status", headers=admin).json()
+        assert status["engine"] == "postgres"
+        doc = httpx.get(f"{process.url}/admin/promotion", headers=admin).json()
+        assert doc["state"] == "Promoted"
+        process.add_messages(3)  # writes go to Postgres
+    finally:
+        process.stop()
+    assert len(pg_ids(postgres_dsn, "messages")) == 53
+
+
+# --- crash: SIGKILL during Copying, restart, promote again --------------------------------
+
+
+def test_sigkill_during_copying_then_promote_again(tmp_path: Path, postgres_dsn: str) -> None:
+    process = SidecarProcess(tmp_path, "ds-crash", "ns")
+    process.env["LITESHIFT_PROMOTION_BATCH_ROWS"] = "50"
+    db_path = tmp_path / "data" / "liteshift.db"
+    seed(f"sqlite:///{db_path}", 20000)
+    admin = {"Authorization": f"Bearer {PROCESS_ADMIN_TOKEN}"}
+    process.start()
+    try:
+        with httpx.Client(base_url=process.url, timeout=30, headers=admin) as http:
+            assert (
+                http.post("/admin/promotion", json={"target_url": postgres_dsn}).status_code == 202
+            )
+            deadline = time.monotonic() + 60
+            while True:
+                doc = http.get("/admin/promotion").json()
+                if doc["state"] == "Copying" and sum(doc["rows_copied"].values()) > 0:
+                    break
+                assert doc["state"] not in TERMINAL, doc
+                assert time.monotonic() < deadline, doc
+                time.sleep(0.01)
+        assert process.process is not None
+        process.process.send_signal(signal.SIGKILL)
+        process.process.wait(timeout=30)
+        process.process = None
+
+        process.start()
+        with httpx.Client(base_url=process.url, timeout=30, headers=admin) as http:
+            assert http.get("/admin/promotion").json()["state"] == "Idle"
+            assert http.get("/admin/status").json()["engine"] == "sqlite"
+            process.add_messages(5)  # the restarted sidecar keeps writing SQLite
+            assert (
+                http.post("/admin/promotion", json={"target_url": postgres_dsn}).status_code == 202
+            )
+            doc = wait_for(http, lambda d: d["state"] in TERMINAL, timeout=300, headers=admin)
+            assert doc["state"] == "Promoted", doc
+            assert http.get("/admin/status").json()["engine"] == "postgres"
+    finally:
+        process.stop()
+    assert promoted_marker(str(db_path)) is not None
+    assert checksums_equal(str(db_path), postgres_dsn)
+    assert len(pg_ids(postgres_dsn, "messages")) == 20005
