@@ -24,11 +24,17 @@ import psycopg
 import pytest
 
 from liteshift.promotion.loose import scan
-from liteshift.promotion.online import OnlineProgress, OnlinePromotion, promoted_marker
+from liteshift.promotion.online import (
+    FinishReport,
+    OnlineProgress,
+    OnlinePromotion,
+    promoted_marker,
+)
 from liteshift.promotion.verify import verify
 from liteshift.sidecar import Settings
 from liteshift.sidecar.promotion import PromotedFileRefused, Promoter, serving_settings
-from liteshift.store import open_store
+from liteshift.sidecar.settings import SettingsError
+from liteshift.store import changelog, open_store
 from liteshift.store.models import MessageIn
 from liteshift.store.transfer import DOMAIN_TABLES, SqliteSnapshot
 from liteshift.store.urls import redact
@@ -335,6 +341,60 @@ def test_a_sidecar_on_postgres_is_already_promoted(tmp_path: Path, postgres_dsn:
         r = http.post("/admin/promotion", json={"target_url": postgres_dsn}, headers=ADMIN)
         assert r.status_code == 200 and r.json()["state"] == "Promoted"
         assert http.get("/admin/promotion", headers=ADMIN).json()["state"] == "Promoted"
+
+
+class CaptureLostAtCutover(OnlinePromotion):
+    """The real library, with its change capture removed inside the write pause: finish()
+    must refuse (writes might have escaped the capture) and nothing may be marked."""
+
+    def finish(self) -> FinishReport:
+        changelog.remove(self.sqlite_path, self.tables, keep_meta=True)
+        return super().finish()
+
+
+def test_a_failed_cutover_reopens_the_gate_onto_sqlite(tmp_path: Path, postgres_dsn: str) -> None:
+    sidecar, path = sqlite_sidecar(tmp_path)
+    seed(f"sqlite:///{path}", 1000)
+    use_promoter(sidecar, factory=CaptureLostAtCutover)
+    with running(sidecar) as http:
+        url = str(http.base_url).rstrip("/")
+        with WriteLoad(url) as load:
+            while load.total < 100:
+                time.sleep(0.01)
+            started = http.post(
+                "/admin/promotion", json={"target_url": postgres_dsn}, headers=ADMIN
+            )
+            assert started.status_code == 202
+            doc = wait_for(http, lambda d: d["state"] in TERMINAL)
+            at_rollback = load.total
+            while load.total < at_rollback + 100:
+                time.sleep(0.01)
+        assert doc["state"] == "RolledBack", doc
+        assert doc["error"]["error"] == "verification_failed", doc
+        assert doc["write_pause_ms"] is not None and doc["write_pause_ms"] < 1000
+        assert not load.failures, load.failures[:5]
+        assert http.get("/admin/status", headers=ADMIN).json()["engine"] == "sqlite"
+        for table, route in (("messages", "/v1/messages"), ("events", "/v1/events")):
+            assert set(load.acked[table]) <= list_all(http, route), table
+        assert pg_ids(postgres_dsn, "messages") == set()
+    assert promoted_marker(str(path)) is None
+
+
+def test_promotion_settings_from_the_environment(tmp_path: Path) -> None:
+    target = "postgresql://app:secret@db:5432/app"
+    assert Settings.from_env({}).promotion_target_url is None
+    assert (
+        Settings.from_env({"LITESHIFT_PROMOTION_TARGET_URL": target}).promotion_target_url == target
+    )
+    secret = tmp_path / "target"
+    secret.write_text(target + "\n")
+    from_file = Settings.from_env({"LITESHIFT_PROMOTION_TARGET_URL_FILE": str(secret)})
+    assert from_file.promotion_target_url == target
+    with pytest.raises(SettingsError, match="LITESHIFT_PROMOTION_TARGET_URL"):
+        Settings.from_env({"LITESHIFT_PROMOTION_TARGET_URL": "sqlite:///x.db"})
+    assert Settings.from_env({"LITESHIFT_PROMOTION_BATCH_ROWS": "50"}).promotion_batch_rows == 50
+    with pytest.raises(SettingsError, match="LITESHIFT_PROMOTION_BATCH_ROWS"):
+        Settings.from_env({"LITESHIFT_PROMOTION_BATCH_ROWS": "0"})
 
 
 # --- restart on a promoted file -----------------------------------------------------------
