@@ -150,18 +150,26 @@ class SwitchableStore:
         """Run domain method `method` (of this proxy or of an engine, matched by name) on the
         current engine without blocking; a write waits at a closed gate; never raises."""
         name = getattr(method, "__name__", "")
+        engine = self._current
+        kind = operation_kind(engine, name)
+        if kind is None or self._closed:
+            failed: Future[R] = Future()
+            failed.set_exception(
+                StoreUnavailable("the sidecar store", "store closed")
+                if self._closed
+                else TypeError(f"{method!r} is not a domain method of a store")
+            )
+            return failed
+        if kind != "write":
+            # Reads take no lock (an engine may run them inline, on this thread). One that
+            # raced a swap and met the old engine already closed is sent to the new one.
+            future = engine.submit(getattr(engine, name), *args, **kwargs)
+            if self._current is not engine and future.done() and future.exception() is not None:
+                return self.submit(method, *args, **kwargs)
+            return future
         with self._lock:
-            kind = operation_kind(self._current, name)
-            if kind is None or self._closed:
-                failed: Future[R] = Future()
-                failed.set_exception(
-                    StoreUnavailable("the sidecar store", "store closed")
-                    if self._closed
-                    else TypeError(f"{method!r} is not a domain method of a store")
-                )
-                return failed
-            if kind != "write":
-                return self._current.submit(getattr(self._current, name), *args, **kwargs)
+            if self._closed:
+                return self.submit(method, *args, **kwargs)
             if self._paused:
                 waiting: Future[R] = Future()
                 self._held.append(_Held(name, args, kwargs, waiting))
