@@ -41,7 +41,7 @@ from liteshift.promotion.online import (
 from liteshift.promotion.state import State
 from liteshift.sidecar.settings import Settings
 from liteshift.sidecar.switchable import SwitchableStore
-from liteshift.store import Store, open_store
+from liteshift.store import Store, changelog, open_store
 from liteshift.store.errors import BadURL
 from liteshift.store.urls import parse_url, redact
 
@@ -303,9 +303,34 @@ class Promoter:
             thread = self._thread
             if state in RUNNING:
                 self._request_abort()
+            elif state == State.IDLE:
+                self._remove_leftover_capture()
         if thread is not None:
             thread.join(timeout)
         return self.document()
+
+    def _remove_leftover_capture(self) -> None:
+        # Lock held, no run. A sidecar killed mid-promotion restarts Idle with the change
+        # capture still in the file (triggers logging every write): an abort removes it. The
+        # meta row stays, naming the target as ours, so the next prepare() may empty it.
+        path = self._sidecar.settings.sqlite_path
+        if path is None or not isinstance(self._sidecar.store, SwitchableStore):
+            return
+        meta = changelog.read_file_meta(str(path))
+        if meta is None or meta.promoted_at is not None:
+            return
+        changelog.remove(str(path), keep_meta=True)
+        self._status = _Status(
+            state=State.ROLLED_BACK,
+            target=meta.copy_target,
+            error={
+                "error": PromotionAborted.code,
+                "detail": "the change capture of an interrupted promotion was removed; "
+                "SQLite stays the primary",
+            },
+            finished_at=_now(),
+        )
+        self._sidecar.metrics.set_promotion_state(State.ROLLED_BACK.value)
 
     def shutdown(self, timeout: float = 30.0) -> None:
         """Stop a run before the sidecar closes its store (a cutover is let finish)."""

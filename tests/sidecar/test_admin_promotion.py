@@ -305,6 +305,25 @@ def test_abort_mid_copy_rolls_back_to_sqlite(tmp_path: Path, postgres_dsn: str) 
     assert promoted_marker(str(path)) is None
 
 
+def test_abort_after_a_crash_removes_the_leftover_capture(tmp_path: Path) -> None:
+    path = tmp_path / "primary.db"
+    seed(f"sqlite:///{path}", 10)
+    changelog.install(str(path))  # what a sidecar killed mid-promotion leaves in its file
+    assert any("liteshift" in t for t in sqlite_triggers(path))
+    sidecar = make_sidecar(f"sqlite:///{path}", tmp_path)
+    with running(sidecar) as http:
+        assert http.get("/admin/promotion", headers=ADMIN).json()["state"] == "Idle"
+        aborted = http.post("/admin/promotion/abort", headers=ADMIN)
+        assert aborted.status_code == 200
+        assert aborted.json()["state"] == "RolledBack"
+        assert aborted.json()["error"]["error"] == "aborted"
+        assert not any("liteshift" in t for t in sqlite_triggers(path))
+        created = http.post("/v1/events", json={"type": "after", "payload": {}}, headers=API)
+        assert created.status_code == 201
+        again = http.post("/admin/promotion/abort", headers=ADMIN)
+        assert again.status_code == 200 and again.json()["state"] == "RolledBack"
+
+
 def test_bad_targets_are_refused(tmp_path: Path) -> None:
     sidecar, _ = sqlite_sidecar(tmp_path)
     with running(sidecar) as http:
