@@ -41,7 +41,7 @@ from liteshift.promotion.online import (
 from liteshift.promotion.state import State
 from liteshift.sidecar.settings import Settings
 from liteshift.sidecar.switchable import SwitchableStore
-from liteshift.store import Store, changelog, open_store
+from liteshift.store import Observer, Store, changelog, open_store
 from liteshift.store.errors import BadURL
 from liteshift.store.urls import parse_url, redact
 
@@ -127,6 +127,15 @@ def serving_settings(settings: Settings) -> Settings:
         return settings
     if settings.promotion_target_url is None:
         raise PromotedFileRefused(str(path), marker.target, marker.promoted_at)
+    served = redact(settings.promotion_target_url)
+    if served != marker.target:
+        # Not refused: the same database can be spelled two ways (port, options, host alias).
+        log.warning(
+            "%s was promoted to %s but LITESHIFT_PROMOTION_TARGET_URL is %s; serving that",
+            path,
+            marker.target,
+            served,
+        )
     # Tokens generated next to the SQLite file stay where they are.
     return replace(
         settings, db_url=settings.promotion_target_url, token_dir=settings.resolved_token_dir()
@@ -134,7 +143,7 @@ def serving_settings(settings: Settings) -> Settings:
 
 
 def open_primary(
-    settings: Settings, url: str, *, observer: Callable[..., None] | None, migrate: bool
+    settings: Settings, url: str, *, observer: Observer | None, migrate: bool
 ) -> Store:
     """Open `url` with the sidecar's store options (the same for SQLite at start and for the
     Postgres store a promotion swaps in)."""
