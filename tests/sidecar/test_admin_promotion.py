@@ -33,6 +33,7 @@ from liteshift.promotion.online import (
 from liteshift.promotion.verify import verify
 from liteshift.sidecar import Settings
 from liteshift.sidecar.promotion import PromotedFileRefused, Promoter, serving_settings
+from liteshift.sidecar.schemas import PromotionOut
 from liteshift.sidecar.settings import SettingsError
 from liteshift.store import changelog, open_store
 from liteshift.store.models import MessageIn
@@ -78,6 +79,7 @@ def wait_for(
     deadline = time.monotonic() + timeout
     while True:
         doc: dict[str, Any] = http.get("/admin/promotion", headers=headers).json()
+        PromotionOut.model_validate(doc)  # every document the API gives matches its schema
         if done(doc):
             return doc
         assert time.monotonic() < deadline, f"promotion stuck: {doc}"
