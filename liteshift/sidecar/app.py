@@ -52,7 +52,7 @@ def create_app(
     sidecar = Sidecar(
         settings=settings, store=store, metrics=metrics, tokens=tokens or resolve_tokens(settings)
     )
-    promoter = sidecar.promoter = Promoter(sidecar)
+    sidecar.promoter = Promoter(sidecar)
     operations = [*all_operations(media_enabled=store.media_enabled), *(extra_operations or [])]
     sidecar.openapi = to_json(build_openapi(operations))
 
@@ -62,7 +62,8 @@ def create_app(
             yield
         finally:
             # A running promotion stops (and rolls back) before its store closes.
-            await asyncio.to_thread(promoter.shutdown)
+            if sidecar.promoter is not None:
+                await asyncio.to_thread(sidecar.promoter.shutdown)
             if close_store:
                 store.close()
 

@@ -122,15 +122,18 @@ def list_all(http: httpx.Client, path: str) -> set[str]:
 
 
 class WriteLoad:
-    """Threads of HTTP clients posting messages and events; counts acknowledged ids."""
+    """Threads of HTTP clients posting messages and events (counting acknowledged ids), and
+    one reading back what was acknowledged; every answer but the expected one is a failure."""
 
     def __init__(self, url: str, threads: int = 4) -> None:
         self.url = url
         self.stop = threading.Event()
         self.acked: dict[str, list[str]] = {"messages": [], "events": []}
         self.failures: list[str] = []
+        self.reads = 0
         self._lock = threading.Lock()
         self._threads = [threading.Thread(target=self._run, args=(n,)) for n in range(threads)]
+        self._threads.append(threading.Thread(target=self._read))
 
     def __enter__(self) -> WriteLoad:
         for t in self._threads:
@@ -168,6 +171,24 @@ class WriteLoad:
                         self.acked[table].append(response.json()["id"])
                     else:
                         self.failures.append(f"{table}: {response.status_code} {response.text}")
+
+    def _read(self) -> None:
+        with httpx.Client(base_url=self.url, timeout=30, headers=API) as http:
+            while not self.stop.is_set():
+                with self._lock:
+                    latest = self.acked["messages"][-1] if self.acked["messages"] else None
+                try:
+                    page = http.get("/v1/events", params={"limit": 20})
+                    one = http.get(f"/v1/messages/{latest}") if latest else page
+                except httpx.HTTPError as exc:
+                    with self._lock:
+                        self.failures.append(f"read: {exc!r}")
+                    continue
+                with self._lock:
+                    self.reads += 1
+                    for response in (page, one):
+                        if response.status_code != 200:
+                            self.failures.append(f"read: {response.status_code} {response.text}")
 
     @property
     def total(self) -> int:
@@ -232,6 +253,7 @@ def test_promotion_under_write_load_loses_nothing(tmp_path: Path, postgres_dsn: 
                 time.sleep(0.01)
         assert doc["state"] == "Promoted", doc
         assert not load.failures, load.failures[:5]
+        assert load.reads > 10
         assert doc["error"] is None
         assert doc["write_pause_ms"] is not None and 0 < doc["write_pause_ms"] < 1000
         assert doc["started_at"] and doc["finished_at"]
@@ -304,6 +326,21 @@ def test_abort_mid_copy_rolls_back_to_sqlite(tmp_path: Path, postgres_dsn: str) 
         assert pg_ids(postgres_dsn, "messages") == set()
         again = http.post("/admin/promotion/abort", headers=ADMIN)
         assert again.status_code == 200 and again.json()["state"] == "RolledBack"
+    assert promoted_marker(str(path)) is None
+
+
+def test_shutting_down_mid_copy_rolls_back(tmp_path: Path, postgres_dsn: str) -> None:
+    sidecar, path = sqlite_sidecar(tmp_path)
+    seed(f"sqlite:///{path}", 3000)
+    use_promoter(sidecar, factory=slowed(0.05), promotion_options={"batch_rows": 100})
+    with running(sidecar) as http:
+        started = http.post("/admin/promotion", json={"target_url": postgres_dsn}, headers=ADMIN)
+        assert started.status_code == 202
+        wait_for(http, lambda d: d["state"] == "Copying" and sum(d["rows_copied"].values()) > 0)
+    # The lifespan stopped the run before closing the store: nothing is left half done.
+    assert sidecar.app.state.sidecar.promoter.document()["state"] == "RolledBack"
+    assert not any("liteshift" in t for t in sqlite_triggers(path))
+    assert pg_ids(postgres_dsn, "messages") == set()
     assert promoted_marker(str(path)) is None
 
 
