@@ -73,6 +73,8 @@ log = logging.getLogger("liteshift.promotion.online")
 #: then about one pass worth of writes (DESIGN: ≤ 1000 keys, well inside a 1 s pause).
 SMALL_DELTA_KEYS = 1000
 MAX_PASSES = 20
+#: Keys replayed per step of a pass: bounds the rows in memory (~5 MB of 1 KB rows).
+REPLAY_CHUNK = 5_000
 
 
 @dataclass(frozen=True)
@@ -388,14 +390,19 @@ class OnlinePromotion:
         try:
             with conn.transaction():
                 for spec in self.tables:
-                    table_keys = keys.get(spec.name)
-                    if not table_keys:
-                        continue
-                    result.delta[spec.name] = _replay_table(conn, source, spec, table_keys)
-                    done += len(table_keys)
-                    self._emit(
-                        OnlineProgress(phase, spec.name, done, total, catchup_pass, total - done)
-                    )
+                    table_keys = keys.get(spec.name, [])
+                    # Chunks bound the rows held in memory, whatever the size of the pass.
+                    for start in range(0, len(table_keys), REPLAY_CHUNK):
+                        chunk = table_keys[start : start + REPLAY_CHUNK]
+                        result.delta[spec.name] = result.delta.get(spec.name, 0) + _replay_table(
+                            conn, source, spec, chunk
+                        )
+                        done += len(chunk)
+                        self._emit(
+                            OnlineProgress(
+                                phase, spec.name, done, total, catchup_pass, total - done
+                            )
+                        )
         except psycopg.Error as exc:
             raise StoreUnavailable(self.target, _first_line(exc)) from exc
         for name, delta in result.delta.items():

@@ -18,6 +18,7 @@ import apsw
 import psycopg
 import pytest
 
+from liteshift.promotion import online
 from liteshift.promotion.errors import (
     AlreadyPromoted,
     LooseData,
@@ -193,8 +194,9 @@ def test_copy_under_concurrent_writes_then_finish_keeps_every_acknowledged_write
 
 
 def test_a_delete_and_an_update_during_the_copy_are_replayed(
-    filled_sqlite: Path, store: Store, postgres_dsn: str
+    filled_sqlite: Path, store: Store, postgres_dsn: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(online, "REPLAY_CHUNK", 2)  # several chunks per pass, one transaction
     victim = store.list_embeddings(limit=1).items[0].id
     pending = store.create_proposal(ProposalIn(kind="k", payload={"x": 1}))
     steps: list[OnlineProgress] = []
