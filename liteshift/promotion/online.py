@@ -306,15 +306,17 @@ class OnlinePromotion:
             changelog.prune(path, position)
 
             started = time.perf_counter()
-            position = self._catch_up(conn, position, report)
+            position = self._catch_up(conn, position, report, phase="catchup")
             report.seconds["catchup"] = time.perf_counter() - started
 
             started = time.perf_counter()
             position = self._verify(conn, position, report)
             report.seconds["verify"] = time.perf_counter() - started
 
+            # The verification read the whole database while writes went on: catch up again
+            # (reported as phase "verify", so progress phases never go backwards).
             started = time.perf_counter()
-            position = self._catch_up(conn, position, report)
+            position = self._catch_up(conn, position, report, phase="verify")
             report.seconds["catchup"] += time.perf_counter() - started
         finally:
             conn.close()
@@ -331,7 +333,9 @@ class OnlinePromotion:
         )
         return report
 
-    def _catch_up(self, conn: psycopg.Connection[Any], position: int, report: PrepareReport) -> int:
+    def _catch_up(
+        self, conn: psycopg.Connection[Any], position: int, report: PrepareReport, *, phase: str
+    ) -> int:
         """Passes until one replays ≤ small_delta keys (or max_passes); returns the position."""
         for _ in range(self._max_passes):
             report.catchup_passes += 1
@@ -342,7 +346,7 @@ class OnlinePromotion:
                     snapshot.conn,
                     position,
                     upto,
-                    phase="catchup",
+                    phase=phase,
                     catchup_pass=report.catchup_passes,
                 )
             report.keys_replayed += replay.keys
