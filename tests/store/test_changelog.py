@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import apsw
 import pytest
@@ -220,3 +221,27 @@ def test_the_promoted_marker_fences_every_domain_table(db: Path) -> None:
         changelog.install(str(db))
     with pytest.raises(StoreUnavailable, match="promoted"):
         changelog.remove(str(db), keep_meta=False)
+
+
+@pytest.mark.parametrize("index", ["vec", "vss"])
+def test_the_knn_index_keeps_answering_after_capture_is_installed(
+    tmp_path: Path, index: Literal["vec", "vss"]
+) -> None:
+    path = tmp_path / "knn.db"
+    store = open_store(f"sqlite://{path}", migrate=True, vector_dimension=DIM, vector_index=index)
+    try:
+        a = store.create_embedding(
+            EmbeddingIn(owner_kind="m", owner_id="o", model="m", vector=(1.0, 0.0, 0.0))
+        )
+        changelog.install(str(path))
+        b = store.create_embedding(
+            EmbeddingIn(owner_kind="m", owner_id="o", model="m", vector=(0.0, 1.0, 0.0))
+        )
+        hits = store.search_embeddings((0.0, 1.0, 0.0), 2)
+        assert [h.embedding.id for h in hits] == [b.id, a.id]
+        store.delete_embedding(a.id)
+        assert [h.embedding.id for h in store.search_embeddings((1.0, 0.0, 0.0), 2)] == [b.id]
+    finally:
+        store.close()
+    # Only the base table is captured, never the derived index tables.
+    assert _changes(path) == [("embeddings", b.id), ("embeddings", a.id)]
