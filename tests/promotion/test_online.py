@@ -18,6 +18,7 @@ import apsw
 import psycopg
 import pytest
 
+from liteshift.local.postgres import start_postgres
 from liteshift.promotion import online
 from liteshift.promotion.errors import (
     AlreadyPromoted,
@@ -33,6 +34,7 @@ from liteshift.promotion.readiness import check_readiness
 from liteshift.promotion.verify import verify
 from liteshift.store import Store, changelog, open_store
 from liteshift.store.connect import sqlite_connect
+from liteshift.store.errors import StoreUnavailable
 from liteshift.store.models import EmbeddingIn, MessageIn, ProposalIn
 from liteshift.store.transfer import DOMAIN_TABLES, SqliteSnapshot
 from tests.promotion.conftest import DIMENSION
@@ -500,3 +502,48 @@ def test_finish_refuses_when_the_capture_was_removed_behind_its_back(
 def test_finish_needs_a_prepare_on_the_same_object(filled_sqlite: Path, postgres_dsn: str) -> None:
     with pytest.raises(PromotionNotPrepared):
         OnlinePromotion(str(filled_sqlite), postgres_dsn).finish()
+
+
+def test_postgres_stopping_mid_promotion_leaves_sqlite_primary_and_a_retry_succeeds(
+    filled_sqlite: Path, store: Store
+) -> None:
+    server = start_postgres()
+    try:
+        dsn = server.create_database("online_stop")
+        stopped: list[str] = []
+
+        def stop_in_catch_up(step: OnlineProgress) -> None:
+            if step.phase == "copy" and step.done > 0 and not stopped:
+                store.create_message(MessageIn(conversation_id="c", role="user", content="x"))
+            if step.phase == "catchup" and not stopped:
+                stopped.append(step.phase)
+                server.pause()
+
+        promotion = OnlinePromotion(
+            str(filled_sqlite), dsn, batch_rows=5, progress=stop_in_catch_up
+        )
+        with pytest.raises(StoreUnavailable) as info:
+            promotion.prepare()
+        assert stopped == ["catchup"] and "\n" not in str(info.value)
+        # SQLite is the primary all along; abort() works without Postgres.
+        during = store.create_message(MessageIn(conversation_id="c", role="user", content="y"))
+        promotion.abort()
+        assert promoted_marker(str(filled_sqlite)) is None
+        meta = changelog.read_file_meta(str(filled_sqlite))
+        assert meta is not None and meta.copy_target == promotion.target  # ours to empty
+        conn = _raw(filled_sqlite)
+        try:
+            assert not changelog.installed(conn)
+        finally:
+            conn.close()
+
+        server.resume()
+        # The rows the first copy left are this file's: the retry replaces them.
+        assert _pg(dsn, "SELECT count(*) FROM messages")[0][0] > 0
+        retry = OnlinePromotion(str(filled_sqlite), dsn)
+        retry.prepare()
+        retry.finish()
+        _assert_same_data(filled_sqlite, dsn)
+        assert _pg(dsn, "SELECT content FROM messages WHERE id = %s", (during.id,)) == [("y",)]
+    finally:
+        server.stop()
