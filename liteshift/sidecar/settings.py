@@ -113,7 +113,9 @@ def absolute_sqlite_url(url: str) -> str:
     """`sqlite:///./x.db` → `sqlite:////cwd/x.db`: a relative file is resolved once, at start,
     so the store, the readiness check and the token directory all mean the same file."""
     prefix = "sqlite:///"
-    if url.startswith(prefix) and not url.startswith(prefix + "/"):
+    # The store's URL rule (liteshift.store.urls): only a first component `.` or `..` is
+    # relative; `sqlite:///tmp/x.db` is the absolute /tmp/x.db.
+    if url.startswith((prefix + "./", prefix + "../")):
         return prefix + str(Path(url[len(prefix) :]).absolute())
     return url
 

@@ -73,3 +73,7 @@ def test_relative_sqlite_url_is_resolved_once(tmp_path: Path) -> None:
     assert settings.db_url == f"sqlite:///{os.getcwd()}/data/x.db"
     absolute = Settings.from_env({"LITESHIFT_DB_URL": f"sqlite:///{tmp_path}/y.db"})
     assert absolute.db_url == f"sqlite:///{tmp_path}/y.db"
+    # Three slashes and a path not starting with . or .. is absolute (docs/store.md).
+    three = Settings.from_env({"LITESHIFT_DB_URL": "sqlite:///tmp/z.db"})
+    assert three.db_url == "sqlite:///tmp/z.db"
+    assert three.sqlite_path == Path("/tmp/z.db")
