@@ -142,7 +142,8 @@ class OnlinePromotion:
 
     Thread-safe: `prepare`, `finish` and `abort` exclude each other; `abort()` and `cancel()`
     may be called from another thread while `prepare()` runs: it stops at its next progress
-    step with PromotionAborted.
+    step with PromotionAborted. After either, the object is spent: promote again with a new
+    one.
     """
 
     def __init__(
@@ -174,7 +175,10 @@ class OnlinePromotion:
     # --- public -----------------------------------------------------------------------------
 
     def cancel(self) -> None:
-        """Ask a running `prepare()` to stop at its next progress step (PromotionAborted)."""
+        """Ask a running `prepare()` to stop at its next progress step (PromotionAborted).
+
+        Final for this object: a later prepare() raises PromotionAborted at once.
+        """
         self._cancelled.set()
 
     def prepare(self) -> PrepareReport:
@@ -187,7 +191,10 @@ class OnlinePromotion:
         AlreadyPromoted, PromotionAborted, StoreUnavailable.
         """
         with self._lock:
-            self._cancelled.clear()
+            # Sticky: an abort() that won the race for the lock must not be undone by a
+            # prepare() that started just before it (a new run needs a new object).
+            if self._cancelled.is_set():
+                raise PromotionAborted
             self._position = None
             try:
                 return self._prepare()

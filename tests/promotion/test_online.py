@@ -377,6 +377,8 @@ def test_abort_leaves_sqlite_primary_and_the_target_empty(
     assert store.get_message(after.id).content == "after abort"
     with pytest.raises(PromotionNotPrepared):
         promotion.finish()
+    with pytest.raises(PromotionAborted):  # an aborted object stays aborted
+        promotion.prepare()
     # A later promotion starts from scratch and succeeds.
     again = OnlinePromotion(str(filled_sqlite), postgres_dsn)
     again.prepare()
