@@ -41,6 +41,7 @@ bench:
 	$(PY) bench/sidecar.py --runs 3
 	$(PY) bench/backup.py --runs 3
 	$(PY) bench/promotion.py --runs 3
+	$(PY) bench/promotion_pause.py --runs 3
 
 clean:
 	rm -rf $(VENV) build dist .mypy_cache .ruff_cache
