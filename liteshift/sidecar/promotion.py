@@ -438,9 +438,11 @@ class Promoter:
             self._status.finished_at = _now()
         self._publish()
         log.info(
-            "promoted to %s; writes paused %.1f ms",
+            "promoted to %s; writes paused %.1f ms, of which finish() %.1f ms (%d keys)",
             self._status.target,
             self._status.write_pause_ms or 0.0,
+            finished.seconds * 1000 if finished else 0.0,
+            finished.keys_replayed if finished else 0,
         )
         self._close_quietly(old)
 
@@ -456,6 +458,7 @@ class Promoter:
                     f"{store.writes_in_flight} SQLite writes did not finish within "
                     f"{DRAIN_TIMEOUT_SECONDS:.0f} s of the write pause"
                 )
+            log.info("write gate closed, drained in %.1f ms", (time.perf_counter() - closed) * 1e3)
             finished: FinishReport | None
             try:
                 finished = promotion.finish()
