@@ -7,6 +7,9 @@ OnlinePromotion resumes on the same file, as a restarted sidecar would.
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -549,3 +552,46 @@ def test_postgres_stopping_mid_promotion_leaves_sqlite_primary_and_a_retry_succe
         assert _pg(dsn, "SELECT content FROM messages WHERE id = %s", (during.id,)) == [("y",)]
     finally:
         server.stop()
+
+
+_DIE_IN_COPY = """
+import sys, time
+from liteshift.promotion.online import OnlinePromotion
+
+def progress(step):
+    if step.phase == "copy" and step.done > 0:
+        print("copying", flush=True)
+        time.sleep(60)  # SIGKILLed here, mid-copy, its Postgres transaction open
+
+OnlinePromotion(sys.argv[1], sys.argv[2], batch_rows=5, progress=progress).prepare()
+"""
+
+
+def test_a_process_killed_mid_copy_is_resumed_by_a_new_one(
+    filled_sqlite: Path, store: Store, postgres_dsn: str
+) -> None:
+    with Writer(store) as writer:
+        child = subprocess.Popen(
+            [sys.executable, "-c", _DIE_IN_COPY, str(filled_sqlite), postgres_dsn],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert child.stdout is not None
+            assert child.stdout.readline().strip() == "copying"
+            writer.wait_for(10)
+        finally:
+            child.send_signal(signal.SIGKILL)
+            child.wait(30)
+            if child.stdout is not None:
+                child.stdout.close()
+        assert child.returncode == -signal.SIGKILL
+        writer.wait_for(10)
+        resumed = OnlinePromotion(str(filled_sqlite), postgres_dsn)
+        resumed.prepare()
+        writer.pause()
+        assert not writer.errors, writer.errors
+        resumed.finish()
+    _assert_same_data(filled_sqlite, postgres_dsn)
+    ids = {str(r[0]) for r in _pg(postgres_dsn, "SELECT id FROM messages")}
+    assert set(writer.messages) <= ids
