@@ -326,7 +326,15 @@ def test_abort_mid_copy_rolls_back_to_sqlite(tmp_path: Path, postgres_dsn: str) 
         assert pg_ids(postgres_dsn, "messages") == set()
         again = http.post("/admin/promotion/abort", headers=ADMIN)
         assert again.status_code == 200 and again.json()["state"] == "RolledBack"
-    assert promoted_marker(str(path)) is None
+        assert promoted_marker(str(path)) is None
+
+        # A rolled-back promotion can simply be started again (same promoter, slowed copy).
+        restarted = http.post("/admin/promotion", json={"target_url": postgres_dsn}, headers=ADMIN)
+        assert restarted.status_code == 202
+        doc = wait_for(http, lambda d: d["state"] in TERMINAL)
+        assert doc["state"] == "Promoted", doc
+        assert created.json()["id"] in pg_ids(postgres_dsn, "messages")
+    assert checksums_equal(str(path), postgres_dsn)
 
 
 def test_shutting_down_mid_copy_rolls_back(tmp_path: Path, postgres_dsn: str) -> None:
