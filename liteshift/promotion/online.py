@@ -278,17 +278,18 @@ class OnlinePromotion:
         readiness.raise_if_failed()
         self._emit(OnlineProgress("readiness", None, 1, 1))
 
-        started = time.perf_counter()
-        meta = changelog.install(path, self.tables)
-        self._capture_id = meta.capture_id
-        report.seconds["capture"] = time.perf_counter() - started
-
         conn = pg_connect(self.dsn)
         try:
+            # Checked before anything is written to the SQLite file: a refusal leaves no trace.
             existing = target_counts(conn, self.tables)
-            if any(existing.values()) and meta.copy_target != self.target:
+            if any(existing.values()) and (meta is None or meta.copy_target != self.target):
                 raise TargetNotEmpty(existing)
+
+            started = time.perf_counter()
+            meta = changelog.install(path, self.tables)
+            self._capture_id = meta.capture_id
             changelog.set_copy_target(path, self.target)
+            report.seconds["capture"] = time.perf_counter() - started
 
             with SqliteSnapshot(path) as snapshot:
                 # The position is read in the snapshot's own read transaction: every change

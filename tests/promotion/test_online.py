@@ -458,6 +458,7 @@ def test_a_target_with_rows_of_its_own_is_refused_and_kept(
     promotion = OnlinePromotion(str(filled_sqlite), postgres_dsn)
     with pytest.raises(TargetNotEmpty):
         promotion.prepare()
+    assert changelog.read_file_meta(str(filled_sqlite)) is None  # the file was not touched
     promotion.abort()
     assert _pg(postgres_dsn, "SELECT name FROM etl_cursors") == [("theirs",)]
 
