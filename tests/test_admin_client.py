@@ -1,14 +1,22 @@
-"""`AdminClient` against a real sidecar (uvicorn on loopback, SQLite in tmp): answers and
-every kind of failure become the right typed error."""
+"""`AdminClient` against a real sidecar (uvicorn on loopback, SQLite in tmp, a real Postgres
+as the promotion target): answers and every kind of failure become the right typed error."""
 
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from liteshift.admin_client import AdminClient, SidecarBusy, SidecarRefused, SidecarUnreachable
+from liteshift.admin_client import (
+    AdminClient,
+    PromotionConflict,
+    SidecarBusy,
+    SidecarRefused,
+    SidecarUnreachable,
+)
 from liteshift.local.ports import free_port
 from tests.sidecar.conftest import ADMIN_TOKEN, API_TOKEN, make_sidecar, serve_in_thread
 
@@ -46,3 +54,44 @@ def test_unreachable_sidecar_is_one_readable_error() -> None:
                                                                    full_check=False))  # fmt: skip
     assert str(down.value).startswith(f"sidecar admin API at {url} is unreachable: ")
     assert "\n" not in str(down.value)
+
+
+def _until_settled(client: AdminClient) -> dict[str, Any]:
+    deadline = time.monotonic() + 120
+    while True:
+        doc = asyncio.run(client.promotion_status())
+        if doc["state"] in ("Promoted", "RolledBack"):
+            return doc
+        assert time.monotonic() < deadline, doc
+        time.sleep(0.05)
+
+
+def test_promotion_start_status_abort_and_conflicts(tmp_path: Path, postgres_dsn: str) -> None:
+    sidecar = make_sidecar(f"sqlite:///{tmp_path / 'db.sqlite'}", tmp_path)
+    live = serve_in_thread(sidecar.app)
+    try:
+        client = AdminClient(live.url, ADMIN_TOKEN, timeout=60)
+        assert asyncio.run(client.promotion_status())["state"] == "Idle"
+        with pytest.raises(SidecarRefused) as refused:
+            asyncio.run(client.start_promotion("sqlite:///elsewhere.db"))
+        assert refused.value.status == 400
+        assert not isinstance(refused.value, PromotionConflict)
+        # Nothing runs: an abort is not a conflict.
+        assert asyncio.run(client.abort_promotion())["state"] == "Idle"
+
+        started = asyncio.run(client.start_promotion(postgres_dsn))
+        assert started["state"] in ("ReadinessChecks", "Copying", "CatchingUp", "Verifying",
+                                    "CuttingOver", "Promoted")  # fmt: skip
+        done = _until_settled(client)
+        assert done["state"] == "Promoted", done
+        assert isinstance(done["write_pause_ms"], float)
+        # Idempotent: asking again answers Promoted; an abort after the cutover is a conflict.
+        assert asyncio.run(client.start_promotion(postgres_dsn))["state"] == "Promoted"
+        with pytest.raises(PromotionConflict) as conflict:
+            asyncio.run(client.abort_promotion())
+        assert (conflict.value.status, conflict.value.error) == (409, "already_promoted")
+        with pytest.raises(SidecarRefused) as forbidden:
+            asyncio.run(AdminClient(live.url, API_TOKEN).promotion_status())
+        assert forbidden.value.status == 403
+    finally:
+        live.stop()
