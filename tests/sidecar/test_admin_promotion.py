@@ -23,6 +23,7 @@ import httpx
 import psycopg
 import pytest
 
+from liteshift.local.postgres import start_postgres
 from liteshift.promotion.loose import scan
 from liteshift.promotion.online import (
     FinishReport,
@@ -369,6 +370,32 @@ def test_abort_after_a_crash_removes_the_leftover_capture(tmp_path: Path) -> Non
         assert created.status_code == 201
         again = http.post("/admin/promotion/abort", headers=ADMIN)
         assert again.status_code == 200 and again.json()["state"] == "RolledBack"
+
+
+def test_postgres_stopping_mid_copy_rolls_back_under_load(tmp_path: Path) -> None:
+    server = start_postgres()  # its own server: this test stops it
+    try:
+        dsn = server.create_database()
+        sidecar, path = sqlite_sidecar(tmp_path)
+        seed(f"sqlite:///{path}", 3000)
+        use_promoter(sidecar, factory=slowed(0.05), promotion_options={"batch_rows": 100})
+        with running(sidecar) as http, WriteLoad(str(http.base_url).rstrip("/")) as load:
+            started = http.post("/admin/promotion", json={"target_url": dsn}, headers=ADMIN)
+            assert started.status_code == 202
+            wait_for(http, lambda d: d["state"] == "Copying" and sum(d["rows_copied"].values()) > 0)
+            server.pause()
+            doc = wait_for(http, lambda d: d["state"] in TERMINAL, timeout=60)
+            at_rollback = load.total
+            while load.total < at_rollback + 50:  # SQLite keeps taking writes
+                time.sleep(0.01)
+            assert doc["state"] == "RolledBack", doc
+            assert doc["error"]["error"] == "store_unavailable", doc
+            assert http.get("/admin/status", headers=ADMIN).json()["engine"] == "sqlite"
+        assert not load.failures, load.failures[:5]
+        assert not any("liteshift" in t for t in sqlite_triggers(path))
+        assert promoted_marker(str(path)) is None
+    finally:
+        server.stop()
 
 
 def test_bad_targets_are_refused(tmp_path: Path) -> None:
