@@ -8,7 +8,7 @@ condition's status flips. Pure: the caller passes the previous status and the ti
 from __future__ import annotations
 
 import datetime
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,6 +59,46 @@ def merge_conditions(
         by_type[cond.type] = fresh
     order = {name: index for index, name in enumerate(CONDITION_TYPES)}
     return sorted(by_type.values(), key=lambda c: (order.get(c["type"], len(order)), c["type"]))
+
+
+def status_writer(previous: Mapping[str, Any], fresh: Mapping[str, Any]) -> Callable[[Any], None]:
+    """A kopf patch function (`patch.fns`) writing the status patch `fresh` that one writer
+    computed from the status it read (`previous`): its fields as they are, and of the
+    conditions only those it changed — a type it changed is set, a type it added (a default)
+    is set only if still absent. kopf runs it on the freshest body and sends one JSON patch
+    guarded by resourceVersion, so concurrent writers of other condition types (drift,
+    backups, promotion, each working from its own older copy) never undo each other, as a
+    merge patch of the whole list would; and the fields and conditions land together."""
+    before = {str(c["type"]): dict(c) for c in previous.get("conditions") or []}
+    fields = {key: value for key, value in fresh.items() if key != "conditions"}
+    changed = [
+        dict(c) for c in fresh.get("conditions") or [] if before.get(str(c["type"])) != dict(c)
+    ]
+
+    def apply(body: Any) -> None:  # kopf's RawBody: a TypedDict, so not a MutableMapping
+        status: MutableMapping[str, Any] = body.setdefault("status", {})
+        _merge_patch(status, fields)
+        by_type = {str(c["type"]): dict(c) for c in status.get("conditions") or []}
+        for cond in changed:
+            if str(cond["type"]) in before or str(cond["type"]) not in by_type:
+                by_type[str(cond["type"])] = cond
+        order = {name: index for index, name in enumerate(CONDITION_TYPES)}
+        status["conditions"] = sorted(
+            by_type.values(), key=lambda c: (order.get(c["type"], len(order)), c["type"])
+        )
+
+    return apply
+
+
+def _merge_patch(target: MutableMapping[str, Any], patch: Mapping[str, Any]) -> None:
+    """RFC 7386 on a dict in place (what a merge patch of these fields would have done)."""
+    for key, value in patch.items():
+        if value is None:
+            target.pop(key, None)
+        elif isinstance(value, Mapping) and isinstance(target.get(key), MutableMapping):
+            _merge_patch(target[key], value)
+        else:
+            target[key] = value.copy() if isinstance(value, dict) else value
 
 
 def _as_dict(cond: Condition, generation: int, now: str) -> dict[str, Any]:

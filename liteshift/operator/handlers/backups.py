@@ -4,7 +4,13 @@ The operator does not copy data itself: it calls the sidecar's admin API (`POST
 /admin/backups`, then `POST /admin/backups/prune` for `spec.backup.retention`) with the admin
 token from the Datastore's auth Secret, the way CloudNativePG's operator asks its instance
 manager. Results go to `status.lastBackup`, `status.backups`, the `BackupsHealthy` condition
-and Events.
+and Events. A `DatastoreBackup` that completes becomes its Datastore's `status.lastBackup` too
+(trigger `manual`): the Datastore's timer reads the completed ones from a kopf index, so the
+record survives an operator restart and only the Datastore's own handler writes its status.
+
+Status is written with `status.status_writer` (a kopf patch function applied to the
+freshest body, guarded by resourceVersion), never as a whole list from an older copy: a backup
+may take minutes, and the drift check or the promotion may change Ready, Promoted … meanwhile.
 
 `BackupSettings` (kept in kopf's memo under `BACKUP_MEMO_KEY`) holds what an embedder may
 change: the clock (tests move time instead of sleeping a minute), the sidecar URL for an
@@ -294,6 +300,72 @@ def schedule_status(
     }
 
 
+def write_status(patch: kopf.Patch, previous: Mapping[str, Any], fresh: Mapping[str, Any]) -> None:
+    """Write `fresh` (computed from `previous`) through `status.status_writer`: one JSON patch
+    on the freshest body, conditions other handlers wrote meanwhile kept."""
+    patch.fns.append(status.status_writer(previous, fresh))
+
+
+def manual_backup_status(
+    previous: Mapping[str, Any], ds: Datastore, record: Mapping[str, Any], created: datetime | None
+) -> dict[str, Any] | None:
+    """The Datastore status patch recording a completed DatastoreBackup (`record`: its index
+    entry) as `lastBackup`, or None when lastBackup is already that backup or a newer one, or
+    the record predates this Datastore (a namesake deleted before). Pure."""
+    last = previous.get("lastBackup") or {}
+    completed = backup_schedule.parse_time(record.get("completedAt"))
+    if completed is None or last.get("name") == record.get("backupName"):
+        return None
+    last_completed = backup_schedule.parse_time(last.get("completedAt"))
+    # Times have whole seconds: a DatastoreBackup finishing in the same second as the last
+    # scheduled backup counts as the newer (it was asked for after that one started).
+    if last_completed is not None and completed < last_completed:
+        return None
+    if created is not None and completed < created:
+        return None
+    moment = str(record["completedAt"])
+    book = dict(previous.get("backups") or {})
+    known = backup_schedule.parse_time(book.get("lastSuccessfulAt"))
+    if known is None or known < completed:
+        book["lastSuccessfulAt"] = moment
+    fresh: dict[str, Any] = {
+        "lastBackup": {
+            "name": record.get("backupName"),
+            "trigger": "manual",
+            "engine": record.get("engine"),
+            "succeeded": True,
+            "startedAt": record.get("startedAt"),
+            "completedAt": moment,
+            "sizeBytes": record.get("sizeBytes"),
+            "sha256": record.get("sha256"),
+            "location": record.get("location"),
+            "message": f"DatastoreBackup {record.get('object')}: {record.get('message')}",
+        },
+        "backups": book,
+    }
+    if ds.spec.backup.enabled:
+        condition = backup_schedule.succeeded(
+            str(record.get("backupName")),
+            moment,
+            int(record.get("sizeBytes") or 0),
+            str(record.get("location")),
+        )
+        fresh["conditions"] = status.merge_conditions(
+            previous.get("conditions") or [], [condition], generation=ds.generation, now=moment
+        )
+    return fresh
+
+
+def newest_completed(records: Any) -> Mapping[str, Any] | None:
+    """The completed DatastoreBackup (index entry) that finished last."""
+    dated = [
+        (moment, str(r.get("object")), r)
+        for r in records or []
+        if (moment := backup_schedule.parse_time(r.get("completedAt"))) is not None
+    ]
+    return max(dated, key=lambda item: item[:2])[2] if dated else None
+
+
 def _uid(body: kopf.Body) -> str:
     return str(body.metadata.get("uid") or body.metadata.name)
 
@@ -316,6 +388,27 @@ def _anchor(body: kopf.Body, settings: BackupSettings, now: datetime) -> tuple[d
     return anchor, failed
 
 
+def _scheduled_backup_due(body: kopf.Body, ds: Datastore, settings: BackupSettings,
+                          now: datetime) -> bool:  # fmt: skip
+    """Whether the schedule wants a backup now. After a manual backup became lastBackup, the
+    last scheduled attempt's time is gone from status, but its outcome is kept as
+    backups.nextScheduledAt: a manual backup neither moves nor triggers the schedule."""
+    last = body.status.get("lastBackup") or {}
+    planned = backup_schedule.parse_time((body.status.get("backups") or {}).get("nextScheduledAt"))
+    if last.get("trigger") == "manual" and planned is not None:
+        remembered = settings.attempts.get(_uid(body))
+        if remembered is None:
+            return planned <= now
+    anchor, failed = _anchor(body, settings, now)
+    return backup_schedule.is_due(
+        ds.spec.backup.schedule,
+        anchor,
+        now,
+        last_attempt_failed=failed,
+        retry_after=settings.retry_after,
+    )
+
+
 def _condition(previous: Mapping[str, Any]) -> Mapping[str, Any]:
     for cond in previous.get("conditions") or []:
         if cond.get("type") == status.BACKUPS_HEALTHY:
@@ -325,28 +418,29 @@ def _condition(previous: Mapping[str, Any]) -> Mapping[str, Any]:
 
 @kopf.timer(GROUP, VERSION, PLURAL, interval=TIMER_TICK_SECONDS, initial_delay=TIMER_TICK_SECONDS)
 async def run_scheduled_backups(
-    body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any
+    body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **kwargs: Any
 ) -> None:
-    """Each tick: take the backup `spec.backup.schedule` says is due, else keep BackupsHealthy
-    current (a success turns stale after STALE_PERIODS schedule periods)."""
+    """Each tick: record a DatastoreBackup that completed since lastBackup; else take the
+    backup `spec.backup.schedule` says is due; else keep BackupsHealthy current (a success
+    turns stale after STALE_PERIODS schedule periods)."""
     settings = backup_settings(memo)
     try:
         ds = Datastore.parse(body)
     except InvalidSpecError:
         return  # reported by the reconcile handler
+    previous = dict(body.status)
+    index: kopf.Index[tuple[str, str], dict[str, Any]] = kwargs["completed_backups_by_datastore"]
+    record = newest_completed(index.get((ds.namespace, ds.name), []))
+    if record is not None:
+        created = backup_schedule.parse_time(body.metadata.get("creationTimestamp"))
+        fresh = manual_backup_status(previous, ds, record, created)
+        if fresh is not None:
+            write_status(patch, previous, fresh)
+            return
     if not ds.spec.backup.enabled:
         return
-    previous = dict(body.status)
     now = settings.clock()
-    anchor, failed = _anchor(body, settings, now)
-    due = backup_schedule.is_due(
-        ds.spec.backup.schedule,
-        anchor,
-        now,
-        last_attempt_failed=failed,
-        retry_after=settings.retry_after,
-    )
-    if due:
+    if _scheduled_backup_due(body, ds, settings, now):
         try:
             attempt = await take_backup(
                 runtime(memo).kube,
@@ -362,7 +456,7 @@ async def run_scheduled_backups(
             log.info("sidecar of %s/%s is busy with another backup", ds.namespace, ds.name)
         else:
             settings.attempts[_uid(body)] = (attempt.started, attempt.manifest is None)
-            patch.status.update(schedule_status(previous, ds, attempt, settings))
+            write_status(patch, previous, schedule_status(previous, ds, attempt, settings))
             _announce(body, attempt)
             return
     _refresh_health(body, patch, ds, previous, now)
@@ -381,10 +475,11 @@ def _refresh_health(
         fresh.reason,
     ):
         return
-    patch.status["conditions"] = status.merge_conditions(
+    conditions = status.merge_conditions(
         previous.get("conditions") or [], [fresh], generation=ds.generation,
         now=status.now_rfc3339(now),
     )  # fmt: skip
+    write_status(patch, previous, {"conditions": conditions})
     if fresh.status == "False":
         kopf.event(body, type="Warning", reason=fresh.reason, message=fresh.message)
 
@@ -424,6 +519,21 @@ def datastores_by_name(body: kopf.Body, **_: Any) -> dict[tuple[str, str], dict[
     extra API call (kopf watches Datastores anyway)."""
     key = (body.metadata.namespace or "default", body.metadata.name or "")
     return {key: {"metadata": dict(body.metadata), "spec": dict(body.spec)}}
+
+
+@kopf.index(GROUP, VERSION, BACKUP_PLURAL)
+def completed_backups_by_datastore(
+    body: kopf.Body, **_: Any
+) -> dict[tuple[str, str], dict[str, Any]] | None:
+    """Completed DatastoreBackups by their Datastore's (namespace, name), with what the
+    Datastore's lastBackup needs; the Datastore's timer records the newest one."""
+    st = body.status
+    if st.get("phase") != "Completed":
+        return None
+    key = (body.metadata.namespace or "default", str(body.spec.get("datastore") or ""))
+    fields = ("backupName", "engine", "startedAt", "completedAt", "sizeBytes", "sha256",
+              "location", "message")  # fmt: skip
+    return {key: {"object": body.metadata.name, **{f: st.get(f) for f in fields}}}
 
 
 def backup_object_status(attempt: Attempt, *, verify: str, generation: int) -> dict[str, Any]:

@@ -52,8 +52,15 @@ async def reconcile_datastore(
     except KubeError as exc:
         kopf.warn(body, reason="ApplyFailed", message=str(exc))
         raise kopf.TemporaryError(str(exc), delay=settings.retry_delay) from None
-    patch.status.update(result.status)
+    _write_status(patch, dict(body.status), result.status)
     _post(body, result.events)
+
+
+def _write_status(patch: kopf.Patch, previous: Mapping[str, Any], fresh: Mapping[str, Any]) -> None:
+    # Onto the freshest body, with only the conditions changed here: a backup or the
+    # promotion may have written theirs since `previous` was read, and a merge patch of the
+    # whole list would undo that until their next tick.
+    patch.fns.append(status.status_writer(previous, fresh))
 
 
 @kopf.timer(GROUP, VERSION, PLURAL, interval=TIMER_TICK_SECONDS, initial_delay=TIMER_TICK_SECONDS)
@@ -77,7 +84,7 @@ async def check_drift(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: 
         kopf.warn(body, reason="DriftCheckFailed", message=str(exc))
         return
     if _differs(previous, result.status):
-        patch.status.update(result.status)
+        _write_status(patch, previous, result.status)
     _post(body, result.events)
 
 
