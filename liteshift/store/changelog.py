@@ -142,6 +142,9 @@ def install(path: str, tables: Sequence[TableSpec] = DOMAIN_TABLES) -> CaptureMe
             existing = _meta(conn)
             if existing is not None and existing.promoted_at is not None:
                 raise StoreUnavailable(f"sqlite file {path}", PROMOTED_MESSAGE)
+            fresh = not conn.execute(
+                "SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = ?", (CHANGES,)
+            ).fetchone()
             conn.execute(
                 f"CREATE TABLE IF NOT EXISTS {CHANGES} ("
                 "seq INTEGER PRIMARY KEY AUTOINCREMENT, table_name TEXT NOT NULL, key)"
@@ -154,6 +157,13 @@ def install(path: str, tables: Sequence[TableSpec] = DOMAIN_TABLES) -> CaptureMe
             if existing is None:
                 conn.execute(
                     f"INSERT INTO {META} (id, capture_id, installed_at) VALUES (1, ?, ?)",
+                    (uuid.uuid4().hex, _now()),
+                )
+            elif fresh:
+                # A new changelog restarts the positions at 0: it is a new capture, and a
+                # promotion holding a position in the old one must not take it for its own.
+                conn.execute(
+                    f"UPDATE {META} SET capture_id = ?, installed_at = ? WHERE id = 1",
                     (uuid.uuid4().hex, _now()),
                 )
             for spec in tables:

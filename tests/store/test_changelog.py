@@ -173,6 +173,10 @@ def test_remove_drops_the_capture_and_is_idempotent(db: Path) -> None:
     changelog.remove(str(db), keep_meta=True)
     meta = changelog.read_file_meta(str(db))
     assert meta is not None and meta.copy_target == "postgresql://u:***@h/db"
+    # Installed again over the kept meta row: a new changelog is a new capture identity.
+    again = changelog.install(str(db))
+    assert again.capture_id != meta.capture_id and again.copy_target == meta.copy_target
+    changelog.remove(str(db), keep_meta=True)
     changelog.remove(str(db), keep_meta=False)
     changelog.remove(str(db), keep_meta=False)
     assert changelog.read_file_meta(str(db)) is None
