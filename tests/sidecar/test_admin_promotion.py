@@ -546,6 +546,7 @@ def test_restart_on_a_promoted_file(tmp_path: Path, postgres_dsn: str) -> None:
 # --- crash: SIGKILL during Copying, restart, promote again --------------------------------
 
 
+@pytest.mark.slow  # 7-21 s on the shared 2-core box
 def test_sigkill_during_copying_then_promote_again(tmp_path: Path, postgres_dsn: str) -> None:
     process = SidecarProcess(tmp_path, "ds-crash", "ns")
     process.env["LITESHIFT_PROMOTION_BATCH_ROWS"] = "50"
