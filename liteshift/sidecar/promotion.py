@@ -444,7 +444,10 @@ class Promoter:
             finished.seconds * 1000 if finished else 0.0,
             finished.keys_replayed if finished else 0,
         )
-        self._close_quietly(old)
+        try:
+            store.close_retired(old)
+        except Exception:  # the retired store is no longer used: closing it must not fail a run
+            log.exception("closing the replaced SQLite store failed")
 
     def _cut_over(
         self, store: SwitchableStore, promotion: OnlinePromotion, target: Store, sqlite_path: str

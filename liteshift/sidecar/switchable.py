@@ -12,7 +12,8 @@ lets writes flow again. This proxy is the part that makes "requests wait, none f
 - Writes handed to an engine are counted until their Future resolves; `wait_drained()` waits
   for that count to reach zero, so after it returns no SQLite write can still commit.
 - `swap(new_store)` (gate closed) makes `new_store` the engine and returns the old one; the
-  caller closes it once the gate is open again (closing finishes its queued reads).
+  caller retires it once the gate is open again (`close_retired`: it waits for the old
+  engine's media operations, whose tasks read the primary store, then closes it).
 
 Which operations are writes is the store's own classification: the `Kind` each domain method
 is declared with (`@operation("write")` in liteshift/store/base.py). Media operations
@@ -88,6 +89,7 @@ class SwitchableStore:
         self._closed = False
         self._held: list[_Held] = []
         self._in_flight = 0
+        self._media_in_flight: dict[int, int] = {}
 
     # --- the gate ---------------------------------------------------------------------------
 
@@ -160,6 +162,8 @@ class SwitchableStore:
                 else TypeError(f"{method!r} is not a domain method of a store")
             )
             return failed
+        if kind.startswith("media"):
+            return self._media(engine, name, args, kwargs)
         if kind != "write":
             # Reads take no lock (an engine may run them inline, on this thread). One that
             # raced a swap and met the old engine already closed is sent to the new one.
@@ -188,6 +192,42 @@ class SwitchableStore:
             return inner
         inner.add_done_callback(lambda done: _copy_outcome(done, outer))
         return outer
+
+    def _media(
+        self, engine: Store, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Future[Any]:
+        # Counted per engine: a media task reads the primary store (an attachment's message),
+        # so a retired engine is closed only once its media operations are done.
+        key = id(engine)
+        with self._lock:
+            self._media_in_flight[key] = self._media_in_flight.get(key, 0) + 1
+        try:
+            future = engine.submit(getattr(engine, name), *args, **kwargs)
+        except Exception:
+            self._media_done(key)
+            if self._current is engine:
+                raise
+            return self._media(self._current, name, args, kwargs)  # met a retired engine
+        future.add_done_callback(lambda _: self._media_done(key))
+        if self._current is not engine and future.done() and future.exception() is not None:
+            return self._media(self._current, name, args, kwargs)
+        return future
+
+    def _media_done(self, key: int) -> None:
+        with self._lock:
+            left = self._media_in_flight[key] - 1
+            if left:
+                self._media_in_flight[key] = left
+            else:
+                del self._media_in_flight[key]
+                self._drained.notify_all()
+
+    def close_retired(self, old: Store, timeout: float = 30.0) -> None:
+        """Close an engine `swap()` replaced, once its media operations have finished (reads
+        and writes queued on it are finished by its own `close()`)."""
+        with self._drained:
+            self._drained.wait_for(lambda: id(old) not in self._media_in_flight, timeout)
+        old.close()
 
     def _write_done(self, _: Future[Any]) -> None:
         # Runs in the engine's thread, or inline in _hand_over (lock held: it is re-entrant)

@@ -9,11 +9,12 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 
 from liteshift.sidecar.switchable import SwitchableStore, operation_kind
 from liteshift.store import Conflict, NotFound, Store, StoreUnavailable, ValidationError, open_store
-from liteshift.store.models import EventIn, Message, MessageIn
+from liteshift.store.models import AttachmentIn, EventIn, Message, MessageIn
 
 DIM = 4
 
@@ -206,3 +207,42 @@ def test_submit_refuses_what_is_not_a_domain_method(sqlite_store: Store) -> None
     proxy = SwitchableStore(sqlite_store)
     with pytest.raises(TypeError):
         proxy.submit(proxy.close).result(timeout=5)
+
+
+def test_a_retired_engine_closes_after_its_media_operations(
+    tmp_path: Path, postgres_server: Any, postgres_dsn: str
+) -> None:
+    media = postgres_server.create_database()
+    try:
+        sqlite = open_store(
+            f"sqlite:///{tmp_path / 'm.db'}", media_url=media, migrate=True, vector_dimension=DIM
+        )
+        postgres = open_store(postgres_dsn, media_url=media, migrate=True, vector_dimension=DIM)
+        proxy = SwitchableStore(sqlite)
+        parent = proxy.create_message(message(1))
+        with psycopg.connect(media) as blocker:
+            # Holds the attachment insert of the media task below until the lock goes.
+            blocker.execute("LOCK TABLE attachments IN ACCESS EXCLUSIVE MODE")
+            pending = proxy.submit(
+                proxy.create_attachment,
+                AttachmentIn(message_id=parent.id, media_type="image", uri="s3://x", size_bytes=1),
+            )
+            proxy.pause_writes()
+            assert proxy.wait_drained(5)
+            old = proxy.swap(postgres)
+            proxy.resume_writes()
+            retiring = threading.Thread(target=proxy.close_retired, args=(old,))
+            retiring.start()
+            time.sleep(0.3)
+            assert retiring.is_alive() and not pending.done()
+            old.ping()  # not closed while its media operation runs
+        retiring.join(timeout=10)
+        assert not retiring.is_alive()
+        assert pending.result(timeout=5).message_id == parent.id
+        with pytest.raises(StoreUnavailable):
+            old.ping()
+        # The proxy now serves attachments through the new engine.
+        assert proxy.get_attachment(pending.result().id) == pending.result()
+        proxy.close()
+    finally:
+        postgres_server.drop_database(media)
