@@ -7,11 +7,13 @@ from __future__ import annotations
 import base64
 import contextlib
 import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
+import httpx
 import kopf
 import psycopg
 
@@ -156,3 +158,62 @@ def postgres_tables(dsn: str) -> set[str]:
             "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'"
         ).fetchall()
     return {str(row[0]) for row in rows}
+
+
+class WriteLoad:
+    """Threads of HTTP clients creating messages and events through the sidecar's API for as
+    long as the block runs; every acknowledged id and every failed request is recorded."""
+
+    def __init__(self, url: str, threads: int = 4) -> None:
+        self.url = url
+        self.stop = threading.Event()
+        self.acked: dict[str, list[str]] = {"messages": [], "events": []}
+        self.failures: list[str] = []
+        self._lock = threading.Lock()
+        self._threads = [
+            threading.Thread(target=self._run, args=(n,), name=f"load-{n}") for n in range(threads)
+        ]
+
+    def __enter__(self) -> WriteLoad:
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        for thread in self._threads:
+            thread.join(timeout=60)
+
+    def _run(self, n: int) -> None:
+        with httpx.Client(base_url=self.url, timeout=30, headers=API) as http:
+            i = 0
+            while not self.stop.is_set():
+                i += 1
+                table = "messages" if i % 2 else "events"
+                body: dict[str, Any] = (
+                    {"conversation_id": f"load{n}", "role": "user", "content": f"{n}-{i}"}
+                    if table == "messages"
+                    else {"type": "load", "payload": {"n": n, "i": i}}
+                )
+                try:
+                    response = http.post(f"/v1/{table}", json=body)
+                except httpx.HTTPError as exc:
+                    with self._lock:
+                        self.failures.append(f"{table}: {exc!r}")
+                    continue
+                with self._lock:
+                    if response.status_code == 201:
+                        self.acked[table].append(str(response.json()["id"]))
+                    else:
+                        self.failures.append(f"{table}: {response.status_code} {response.text}")
+
+    def total(self) -> int:
+        with self._lock:
+            return sum(len(ids) for ids in self.acked.values())
+
+    def wait_for_writes(self, count: int, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        start = self.total()
+        while self.total() < start + count:
+            assert time.monotonic() < deadline, f"the load wrote {self.total() - start} of {count}"
+            time.sleep(0.05)
