@@ -42,6 +42,7 @@ from liteshift.promotion.state import State
 from liteshift.sidecar.settings import Settings
 from liteshift.sidecar.switchable import SwitchableStore
 from liteshift.store import Observer, Store, changelog, open_store
+from liteshift.store.connect import check_url
 from liteshift.store.errors import BadURL
 from liteshift.store.urls import parse_url, redact
 
@@ -202,10 +203,18 @@ class _Status:
         }
 
 
-def _error(exc: BaseException) -> dict[str, str]:
+def scrub(text: str, url: str) -> str:
+    """`text` without `url`'s password: libpq quotes a malformed URL back in its errors."""
+    text = text.replace(url, redact(url))
+    creds = url.partition("://")[2].rpartition("@")[0]
+    password = creds.partition(":")[2]
+    return text.replace(password, "***") if password else text
+
+
+def _error(exc: BaseException, url: str) -> dict[str, str]:
     if isinstance(exc, LiteshiftError):
-        return {"error": exc.code, "detail": str(exc)}
-    return {"error": "internal", "detail": f"{type(exc).__name__}: {exc}"}
+        return {"error": exc.code, "detail": scrub(str(exc), url)}
+    return {"error": "internal", "detail": scrub(f"{type(exc).__name__}: {exc}", url)}
 
 
 PromotionFactory = Callable[..., OnlinePromotion]
@@ -251,8 +260,9 @@ class Promoter:
         PromotionRefused(promotion_in_progress)."""
         try:
             url = parse_url(target_url)
+            check_url(url)
         except BadURL as exc:
-            raise BadPromotionTarget(str(exc)) from None
+            raise BadPromotionTarget(scrub(str(exc), target_url)) from None
         if url.engine != "postgres":
             raise BadPromotionTarget(
                 f"the promotion target must be a postgresql:// URL, not {url.display()}"
@@ -419,7 +429,7 @@ class Promoter:
         except BaseException as exc:  # the run must end in a state, never die
             if target is not None:
                 self._close_quietly(target)
-            self._roll_back(promotion, exc)
+            self._roll_back(promotion, exc, target_url)
             return
         # Swapped: nothing below may roll back (the SQLite file carries the marker).
         settings = self._sidecar.settings
@@ -491,9 +501,11 @@ class Promoter:
                     }
                 }
 
-    def _roll_back(self, promotion: OnlinePromotion | None, exc: BaseException) -> None:
+    def _roll_back(
+        self, promotion: OnlinePromotion | None, exc: BaseException, target_url: str
+    ) -> None:
         aborted = isinstance(exc, PromotionAborted) or self._abort.is_set()
-        error = _error(PromotionAborted() if aborted else exc)
+        error = _error(PromotionAborted() if aborted else exc, target_url)
         if not aborted and not isinstance(exc, LiteshiftError):
             log.error("promotion failed", exc_info=exc)
         else:
@@ -502,8 +514,9 @@ class Promoter:
             try:
                 promotion.abort()
             except Exception as cleanup:  # reported; the state still ends
-                log.warning("promotion abort() failed: %s", cleanup)
-                error["detail"] += f" (cleanup failed: {_error(cleanup)['detail']})"
+                reason = _error(cleanup, target_url)["detail"]
+                log.warning("promotion abort() failed: %s", reason)
+                error["detail"] += f" (cleanup failed: {reason})"
         self._update(state=State.ROLLED_BACK, error=error, finished_at=_now())
 
     @staticmethod

@@ -401,10 +401,16 @@ def test_postgres_stopping_mid_copy_rolls_back_under_load(tmp_path: Path) -> Non
 def test_bad_targets_are_refused(tmp_path: Path) -> None:
     sidecar, _ = sqlite_sidecar(tmp_path)
     with running(sidecar) as http:
-        for target in ("mysql://db/x", "sqlite:///tmp/other.db", "", "not a url"):
+        malformed = (
+            "postgresql://u:secret@[::1/x",  # libpq quotes these back, password included
+            "postgresql://u:sec ret@db/x",
+            "postgresql://u:secret@db/x?bogus=1",
+        )
+        for target in ("mysql://db/x", "sqlite:///tmp/other.db", "", "not a url", *malformed):
             r = http.post("/admin/promotion", json={"target_url": target}, headers=ADMIN)
             assert r.status_code == 400, (target, r.text)
             assert r.json()["error"] == "bad_target"
+            assert "secret" not in r.text and "sec ret" not in r.text, r.text
         r = http.post("/admin/promotion", json={}, headers=ADMIN)
         assert r.status_code == 422
         r = http.post("/admin/promotion", json={"target_url": "postgresql://x/y"}, headers=API)
