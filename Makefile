@@ -3,7 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: setup setup-runtime serve test test-fast lint typecheck bench clean cluster
+.PHONY: setup setup-runtime serve demo test test-fast lint typecheck bench clean cluster
 
 setup:
 	scripts/bootstrap.sh test
@@ -14,6 +14,11 @@ setup-runtime:
 ## The main job on the embedded default: the sidecar on a local SQLite file.
 serve: setup-runtime
 	$(VENV)/bin/liteshift serve
+
+## The whole story with no cluster: SQLite under load, the criteria, online promotion (< 3 min).
+## Needs Postgres and Prometheus, which the test profile installs.
+demo: setup
+	$(VENV)/bin/liteshift demo
 
 ## The whole suite: lint, types, layering, every test (both engines, e2e).
 test: setup lint typecheck cluster

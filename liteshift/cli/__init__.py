@@ -15,6 +15,7 @@ from liteshift.errors import LiteshiftError
 # stays fast and a command's heavy dependencies (kopf, uvicorn) load only for that command.
 COMMANDS: dict[str, str] = {
     "backup": "liteshift.cli.backup:backup",
+    "demo": "liteshift.cli.demo:demo",
     "migrate": "liteshift.cli.migrate:migrate",
     "operator": "liteshift.cli.operator:operator",
     "promote": "liteshift.cli.promote:promote",
