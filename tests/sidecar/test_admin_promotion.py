@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -516,6 +517,13 @@ def test_restart_on_a_promoted_file(tmp_path: Path, postgres_dsn: str) -> None:
     settings = Settings(db_url=f"sqlite:///{path}")
     with pytest.raises(PromotedFileRefused, match="LITESHIFT_PROMOTION_TARGET_URL"):
         serving_settings(settings)
+    served = serving_settings(replace(settings, promotion_target_url=postgres_dsn))
+    assert served.db_url == postgres_dsn
+    assert served.resolved_token_dir() == path.parent  # generated tokens are found again
+    unmarked = Settings(
+        db_url=f"sqlite:///{tmp_path / 'other.db'}", promotion_target_url=postgres_dsn
+    )
+    assert serving_settings(unmarked) == unmarked
 
     (tmp_path / "proc").mkdir()
     process = SidecarProcess(tmp_path / "proc", "ds-restart", "ns")
