@@ -46,9 +46,15 @@ class Call:
         return self.sidecar.store
 
     async def run(self, method: Callable[..., R], *args: Any, **kwargs: Any) -> R:
-        """Run a store method off the event loop: the store's reader pool or group-commit
-        writer does the work and the loop only awaits the future (no thread per request)."""
-        return await asyncio.wrap_future(self.sidecar.store.submit(method, *args, **kwargs))
+        """Run a store method without blocking the event loop: the store's reader pool or
+        group-commit writer does the work and the loop only awaits the future (no thread per
+        request). A future that is already done (a cheap read the SQLite store ran inline,
+        within its time budget, or a validation error) is read directly, without the
+        cross-thread wake-up `asyncio.wrap_future` costs."""
+        future = self.sidecar.store.submit(method, *args, **kwargs)
+        if future.done():
+            return future.result()
+        return await asyncio.wrap_future(future)
 
 
 @dataclass(frozen=True)

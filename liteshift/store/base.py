@@ -239,6 +239,56 @@ def _insert(
         raise Conflict(kind, key)
 
 
+class InsertTask:
+    """A write task that is exactly one plain `INSERT … ON CONFLICT DO NOTHING` of `row`.
+
+    Called with a `Db` it runs like any task (`_insert`, then returns `result`). Because its
+    whole effect is known up front, an engine may also merge consecutive inserts into one table
+    into a single multi-row statement (the SQLite writer does, in group commit) and fall back to
+    calling them one by one when that statement does not insert every row (a duplicate id).
+    """
+
+    __slots__ = ("columns", "json_at", "kind", "result", "row", "table", "ts_at")
+
+    def __init__(
+        self,
+        table: str,
+        columns: str,
+        row: tuple[Any, ...],
+        *,
+        kind: str,
+        result: Any,
+        json_at: tuple[int, ...] = (),
+        ts_at: tuple[int, ...] = (),
+    ) -> None:
+        self.table = table
+        self.columns = columns
+        #: Validated Python values, in `columns` order; `json_at`/`ts_at` name the positions
+        #: the engine converts (JSON objects, datetimes).
+        self.row = row
+        self.json_at = json_at
+        self.ts_at = ts_at
+        self.kind = kind
+        self.result = result
+
+    @property
+    def key(self) -> str:
+        return str(self.row[0])
+
+    def values(self, db: Db) -> list[Any]:
+        """`row` as the engine stores it."""
+        values = list(self.row)
+        for i in self.json_at:
+            values[i] = db.json(values[i])
+        for i in self.ts_at:
+            values[i] = db.ts(values[i])
+        return values
+
+    def __call__(self, db: Db) -> Any:
+        _insert(db, self.table, self.columns, tuple(self.values(db)), kind=self.kind, key=self.key)
+        return self.result
+
+
 class BaseStore:
     """Domain operations shared by the SQLite and Postgres engines (see module docstring)."""
 
@@ -333,13 +383,9 @@ class BaseStore:
             v.json_object("metadata", message.metadata),
             v.timestamp("created_at", message.created_at or _now()),
         )
-
-        def task(db: Db) -> Message:
-            values = (*row[:5], db.json(row[5]), db.ts(row[6]))
-            _insert(db, "messages", MESSAGE, values, kind="message", key=row[0])
-            return Message(*row)
-
-        return task
+        return InsertTask(
+            "messages", MESSAGE, row, kind="message", result=Message(*row), json_at=(5,), ts_at=(6,)
+        )
 
     @operation("read")
     def get_message(self, message_id: str) -> Task[Message]:
@@ -369,21 +415,16 @@ class BaseStore:
         payload = v.json_object("payload", proposal.payload)
         created = v.timestamp("created_at", proposal.created_at or _now())
 
-        def task(db: Db) -> Proposal:
-            values = (
-                key,
-                conversation,
-                kind,
-                db.json(payload),
-                "pending",
-                None,
-                db.ts(created),
-                None,
-            )
-            _insert(db, "proposals", PROPOSAL, values, kind="proposal", key=key)
-            return Proposal(key, conversation, kind, payload, "pending", None, created, None)
-
-        return task
+        row = (key, conversation, kind, payload, "pending", None, created, None)
+        return InsertTask(
+            "proposals",
+            PROPOSAL,
+            row,
+            kind="proposal",
+            result=Proposal(*row),  # type: ignore[arg-type]
+            json_at=(3,),
+            ts_at=(6,),
+        )
 
     @operation("read")
     def get_proposal(self, proposal_id: str) -> Task[Proposal]:
@@ -445,13 +486,9 @@ class BaseStore:
             v.json_object("payload", event.payload),
             v.timestamp("created_at", event.created_at or _now()),
         )
-
-        def task(db: Db) -> Event:
-            values = (row[0], row[1], row[2], db.json(row[3]), db.ts(row[4]))
-            _insert(db, "events", EVENT, values, kind="event", key=row[0])
-            return Event(*row)
-
-        return task
+        return InsertTask(
+            "events", EVENT, row, kind="event", result=Event(*row), json_at=(3,), ts_at=(4,)
+        )
 
     @operation("read")
     def get_event(self, event_id: str) -> Task[Event]:
@@ -485,13 +522,15 @@ class BaseStore:
             v.json_object("metadata", message.metadata),
             v.timestamp("created_at", message.created_at or _now()),
         )
-
-        def task(db: Db) -> AgentMessage:
-            values = (*row[:5], db.json(row[5]), db.ts(row[6]))
-            _insert(db, "agent_messages", AGENT_MESSAGE, values, kind="agent message", key=row[0])
-            return AgentMessage(*row)
-
-        return task
+        return InsertTask(
+            "agent_messages",
+            AGENT_MESSAGE,
+            row,
+            kind="agent message",
+            result=AgentMessage(*row),
+            json_at=(5,),
+            ts_at=(6,),
+        )
 
     @operation("read")
     def get_agent_message(self, message_id: str) -> Task[AgentMessage]:

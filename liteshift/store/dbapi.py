@@ -8,7 +8,6 @@ ISO-8601 text on SQLite, timestamptz on Postgres), JSON (canonical text vs jsonb
 
 from __future__ import annotations
 
-import json
 import struct
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -18,6 +17,7 @@ import apsw
 import psycopg
 import psycopg.errors
 from psycopg.types.json import Jsonb
+from pydantic_core import from_json
 
 from liteshift.store.models import JsonObject
 from liteshift.store.validation import dump_json
@@ -53,10 +53,27 @@ class Db(Protocol):
 
 def format_ts(value: datetime) -> str:
     """Fixed width (years are zero-padded to 4 digits), so text order is time order."""
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ").rjust(27, "0")
+    # %-formatting of the fields: several times cheaper than strftime (a write formats one or
+    # two timestamps inside the group-commit writer).
+    v = value.astimezone(UTC)
+    return "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ" % (  # noqa: UP031 - the fast path
+        v.year,
+        v.month,
+        v.day,
+        v.hour,
+        v.minute,
+        v.second,
+        v.microsecond,
+    )
 
 
 def parse_ts(value: str) -> datetime:
+    """The inverse of `format_ts`; raises ValueError for any other text."""
+    # `fromisoformat` is ~30x cheaper than `strptime` (this runs once per row read). It also
+    # accepts other ISO-8601 shapes, so it is used only on the exact canonical shape, which
+    # it parses to the same aware UTC datetime; anything else goes through the strict parser.
+    if len(value) == 27 and value[10] == "T" and value[19] == "." and value[26] == "Z":
+        return datetime.fromisoformat(value)
     return datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
 
 
@@ -75,7 +92,8 @@ class SqliteDb:
         self.conn = conn
 
     def rows(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
-        return [tuple(r) for r in self.conn.execute(sql, tuple(params))]
+        # APSW rows are tuples already (no row tracer is installed on the store's connections).
+        return self.conn.execute(sql, params).fetchall()
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         try:
@@ -96,7 +114,10 @@ class SqliteDb:
         return dump_json(value)
 
     def json_out(self, value: Any) -> JsonObject:
-        result = json.loads(value)
+        # pydantic-core's parser (Rust) is several times faster than `json.loads` on the
+        # canonical text `dump_json` writes, and returns the same values (ints stay ints, floats
+        # are parsed to the nearest double).
+        result = from_json(value)
         assert isinstance(result, dict)
         return result
 

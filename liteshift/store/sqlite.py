@@ -8,26 +8,38 @@ resolves only after COMMIT returned. SQLITE_BUSY (another process holding the wr
 retried inside the engine and never reaches a caller; it is counted for the observer.
 Reads run on `readers` threads, each with its own `query_only` connection (WAL lets them read
 while the writer writes).
+
+A read is first tried *inline*, on the submitting thread, with a `query_only` connection lent
+from a small set (`INLINE_CONNECTIONS`): a point read costs tens of microseconds, less than the
+hand-off to a pool thread and back (futures, wake-ups, the GIL changing hands). It is bounded by
+`inline_read_budget_seconds`: an operation that took longer twice in a row is sent straight to
+the pool for `INLINE_BACKOFF_SECONDS`, so a workload of slow reads goes back to the pool. A
+statement still running at `INLINE_HARD_LIMIT` budgets is interrupted by SQLite's progress
+handler (SQLite logs the interrupt) and the read is run again from scratch in the pool (reads
+have no side effects); that operation then skips the inline attempt for
+`INLINE_INTERRUPT_BACKOFF_SECONDS`. A busy database (an inline connection never waits: busy
+timeout 0) also falls back to the pool, which retries.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 import apsw
 
-from liteshift.store.base import BaseStore, Kind
+from liteshift.store.base import BaseStore, InsertTask, Kind
 from liteshift.store.connect import sqlite_connect
-from liteshift.store.dbapi import Db, SqliteDb
+from liteshift.store.dbapi import Db, Row, SqliteDb
 from liteshift.store.errors import MigrationError, StoreUnavailable
 from liteshift.store.media import MediaStore
 from liteshift.store.models import OpSample
@@ -44,6 +56,18 @@ log = logging.getLogger("liteshift.store.sqlite")
 #: its callers get StoreUnavailable.
 BUSY_GIVE_UP_SECONDS = 30.0
 
+#: Read connections lent to inline reads (one is enough for one event loop; a caller finding
+#: none free uses the pool).
+INLINE_CONNECTIONS = 2
+#: After an operation overran its inline budget twice in a row, it skips inline this long.
+INLINE_BACKOFF_SECONDS = 0.25
+#: An inline statement running this many budgets is interrupted (and re-run in the pool)...
+INLINE_HARD_LIMIT = 10
+#: ...and its operation skips the inline attempt this long.
+INLINE_INTERRUPT_BACKOFF_SECONDS = 10.0
+#: SQLite virtual-machine steps between two budget checks (one check costs ~0.2 µs).
+_PROGRESS_STEPS = 1000
+
 
 @dataclass
 class _Write:
@@ -55,6 +79,70 @@ class _Write:
 
 
 _STOP = object()
+
+#: How often the writer looks for more writes while it waits for a batch's company.
+_BATCH_POLL_SECONDS = 0.0002
+
+#: The largest multi-row INSERT the writer prepares (8 columns: 512 bound parameters).
+_MAX_ROWS_PER_INSERT = 64
+
+
+@functools.lru_cache(maxsize=256)
+def _insert_sql(table: str, columns: str, width: int, rows: int) -> str:
+    # `table` and `columns` are constants of liteshift.store.base; values are bound parameters.
+    one = "(" + ", ".join("?" * width) + ")"
+    return (
+        f"INSERT INTO {table} ({columns}) VALUES "
+        + ", ".join([one] * rows)
+        + " ON CONFLICT DO NOTHING"
+    )
+
+
+class _NeedsSnapshot(BaseException):
+    """A read ran a second statement outside a transaction (BaseException: no task's
+    `except Exception` can swallow it)."""
+
+
+class _OneStatementDb(SqliteDb):
+    """A `Db` for a read expected to run one statement, in autocommit mode (its own snapshot):
+    it refuses a second one, so a multi-statement read is re-run inside one transaction."""
+
+    used = False
+
+    def rows(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        if self.used:
+            raise _NeedsSnapshot
+        self.used = True
+        return self.conn.execute(sql, params).fetchall()
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        raise _NeedsSnapshot  # reads never write; let the transactional path report it
+
+
+class _InlineReader:
+    """A read connection lent to inline reads, and the deadline its progress handler enforces."""
+
+    __slots__ = ("conn", "db", "deadline", "one")
+
+    def __init__(self, conn: apsw.Connection) -> None:
+        self.conn = conn
+        self.db = SqliteDb(conn)
+        self.one = _OneStatementDb(conn)
+        self.deadline = 0.0
+        # True interrupts the running statement (apsw.InterruptError).
+        conn.set_progress_handler(self._over_budget, _PROGRESS_STEPS)
+
+    def _over_budget(self) -> bool:
+        return time.perf_counter() > self.deadline
+
+    def run(self, task: Callable[[Db], Any], snapshot: bool) -> Any:
+        if not snapshot:
+            # One statement needs no transaction: it is its own snapshot (and BEGIN/COMMIT
+            # would cost a third of a point read).
+            self.one.used = False
+            return task(self.one)
+        with self.conn:
+            return task(self.db)
 
 
 class SqliteStore(BaseStore):
@@ -75,6 +163,7 @@ class SqliteStore(BaseStore):
         batch_max_wait_seconds: float = 0.002,
         observer: Callable[[OpSample], None] | None = None,
         media: MediaStore | None = None,
+        inline_read_budget_seconds: float = 0.001,
     ) -> None:
         super().__init__(vector_dimension=vector_dimension, observer=observer, media=media)
         if vector_index not in ("vec", "vss"):
@@ -100,6 +189,8 @@ class SqliteStore(BaseStore):
             raise
         #: Transactions the writer committed (each one fsync with synchronous=FULL).
         self.batches_committed = 0
+        #: SQLITE_BUSY retries of a batch's second BEGIN (a group of inserts undone).
+        self._busy_in_batch = 0
         self._queue: queue.SimpleQueue[_Write | object] = queue.SimpleQueue()
         self._closed = False
         self._close_lock = threading.Lock()
@@ -107,6 +198,16 @@ class SqliteStore(BaseStore):
         self._reader_conns: list[apsw.Connection] = []
         self._reader_lock = threading.Lock()
         self._readers = ThreadPoolExecutor(readers, thread_name_prefix="liteshift-sqlite-read")
+        #: 0 turns inline reads off (every read goes through the pool).
+        self._inline_budget = max(0.0, inline_read_budget_seconds)
+        self._inline_free: list[_InlineReader] = []
+        self._inline_opened = 0
+        self._inline_lock = threading.Lock()
+        #: Per operation: when it may be tried inline again, and overruns in a row.
+        self._inline_backoff: dict[str, float] = {}
+        self._inline_strikes: dict[str, int] = {}
+        #: Reads seen running more than one statement: inline, they run in one transaction.
+        self._snapshot_reads: set[str] = set()
         self._writer = threading.Thread(
             target=self._writer_loop, name="liteshift-sqlite-writer", daemon=True
         )
@@ -161,6 +262,10 @@ class SqliteStore(BaseStore):
                     return future
                 self._queue.put(_Write(name, task, future, "write" if kind == "write" else "read"))
             return future
+        if self._inline_budget:
+            done = self._read_inline(name, task)
+            if done is not None:
+                return done
         try:
             return self._readers.submit(self._read, name, task, time.monotonic())
         except RuntimeError:
@@ -181,6 +286,79 @@ class SqliteStore(BaseStore):
             with self._reader_lock:
                 self._reader_conns.append(conn)
         return conn
+
+    def _lend_inline(self) -> _InlineReader | None:
+        try:
+            return self._inline_free.pop()
+        except IndexError:
+            pass
+        with self._inline_lock:
+            if self._closed or self._inline_opened >= INLINE_CONNECTIONS:
+                return None
+            self._inline_opened += 1
+        try:
+            conn = sqlite_connect(self.path, create=False, query_only=True, busy_timeout_ms=0)
+            load_sqlite_extensions(conn, self._index_kind)
+        except Exception:
+            log.exception("opening an inline read connection failed; reads use the pool")
+            return None  # the count stays up: no retry on every read
+        return _InlineReader(conn)
+
+    def _give_back(self, reader: _InlineReader) -> None:
+        with self._inline_lock:
+            if not self._closed:
+                self._inline_free.append(reader)
+                return
+        reader.conn.close()  # close() already ran: nobody else will close it
+
+    def _read_inline(self, name: str, task: Callable[[Db], Any]) -> Future[Any] | None:
+        """Run a read on the caller's thread within the budget; None: use the pool instead."""
+        if self._inline_backoff.get(name, 0.0) > time.perf_counter():
+            return None
+        reader = self._lend_inline()
+        if reader is None:
+            return None
+        future: Future[Any] = Future()
+        started = time.perf_counter()
+        try:
+            reader.deadline = started + self._inline_budget * INLINE_HARD_LIMIT
+            try:
+                try:
+                    result = reader.run(task, name in self._snapshot_reads)
+                except _NeedsSnapshot:
+                    self._snapshot_reads.add(name)
+                    result = reader.run(task, True)
+            except (apsw.InterruptError, apsw.BusyError) as exc:
+                # Far over budget (or the file is locked): the pool runs it again from scratch.
+                if isinstance(exc, apsw.InterruptError):
+                    self._inline_backoff[name] = (
+                        time.perf_counter() + INLINE_INTERRUPT_BACKOFF_SECONDS
+                    )
+                return None
+            except Exception as exc:
+                future.set_exception(exc)
+            else:
+                future.set_result(result)
+        finally:
+            self._give_back(reader)
+        elapsed = time.perf_counter() - started
+        if elapsed > self._inline_budget:
+            # Finished, but slowly (e.g. a big page mapped to objects).
+            self._overran(name)
+        elif name in self._inline_strikes:
+            del self._inline_strikes[name]
+        self.observe(
+            name, "read", duration=elapsed, wait=0.0, busy=0, ok=future.exception() is None
+        )
+        return future
+
+    def _overran(self, name: str) -> None:
+        # Twice in a row, not once: on a busy machine the OS can deschedule the thread in the
+        # middle of a cheap read; one such stall should not send the operation to the pool.
+        strikes = self._inline_strikes.get(name, 0) + 1
+        self._inline_strikes[name] = strikes
+        if strikes >= 2:
+            self._inline_backoff[name] = time.perf_counter() + INLINE_BACKOFF_SECONDS
 
     def _read(self, name: str, task: Callable[[Db], Any], queued: float) -> Any:
         started = time.monotonic()
@@ -220,15 +398,17 @@ class SqliteStore(BaseStore):
             batch = [first]
             deadline = time.monotonic() + self._batch_max_wait
             while len(batch) < self._batch_max_ops:
+                # Polled, not `get(timeout=…)`: on CPython 3.11 a timed SimpleQueue.get that
+                # wakes on a stale signal after its deadline passed waits with a negative
+                # timeout, i.e. forever (seen here: a lone writer's batch never committed).
                 try:
-                    remaining = deadline - time.monotonic()
-                    item = (
-                        self._queue.get(timeout=remaining)
-                        if remaining > 0
-                        else self._queue.get_nowait()
-                    )
+                    item = self._queue.get_nowait()
                 except queue.Empty:
-                    break
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        break
+                    time.sleep(min(remaining, _BATCH_POLL_SECONDS))
+                    continue
                 if item is _STOP:
                     stop = True
                     break
@@ -271,19 +451,18 @@ class SqliteStore(BaseStore):
         outcomes: list[tuple[bool, Any]] = []
         busy = 0
         try:
+            self._busy_in_batch = 0
             busy = self._begin_immediate()
-            for write in batch:
-                conn.execute("SAVEPOINT liteshift_op")
-                try:
-                    outcomes.append((True, write.task(self._db)))
-                    conn.execute("RELEASE liteshift_op")
-                except Exception as exc:
-                    if not conn.in_transaction:
-                        raise  # SQLite rolled the whole transaction back (disk full, I/O)
-                    conn.execute("ROLLBACK TO liteshift_op")
-                    conn.execute("RELEASE liteshift_op")
-                    outcomes.append((False, exc))
+            at = 0
+            while at < len(batch):
+                group = self._insert_group(batch, at)
+                if len(group) > 1:
+                    outcomes.extend(self._run_inserts(group, first_in_transaction=at == 0))
+                else:
+                    outcomes.append(self._run_one(batch[at].task))
+                at += max(1, len(group))
             self._commit()
+            busy += self._busy_in_batch
             self.batches_committed += 1
         except Exception as exc:
             failure = (
@@ -312,6 +491,84 @@ class SqliteStore(BaseStore):
                 busy=busy if position == 0 else 0,
                 ok=ok,
             )
+
+    # Each SQLite call releases the GIL, and getting it back from a busy event loop can take a
+    # whole switch interval: the fewer statements per write, the faster the writer. Hence no
+    # SAVEPOINT around a plain insert, and one multi-row INSERT per run of inserts.
+
+    @staticmethod
+    def _insert_group(batch: list[_Write], at: int) -> list[InsertTask]:
+        """The run of plain inserts into one table starting at `batch[at]` (maybe empty)."""
+        first = batch[at].task
+        if not isinstance(first, InsertTask):
+            return []
+        group = [first]
+        for write in batch[at + 1 :]:
+            task = write.task
+            if not isinstance(task, InsertTask) or task.table != first.table:
+                break
+            group.append(task)
+        return group
+
+    def _run_one(self, task: Callable[[Db], Any]) -> tuple[bool, Any]:
+        conn = self._writer_conn
+        # A plain insert is one statement: SQLite undoes a failed statement by itself, and a
+        # duplicate id changes nothing (ON CONFLICT DO NOTHING), so it needs no SAVEPOINT.
+        plain = isinstance(task, InsertTask)
+        if not plain:
+            conn.execute("SAVEPOINT liteshift_op")
+        try:
+            result = task(self._db)
+        except Exception as exc:
+            if not conn.in_transaction:
+                raise  # SQLite rolled the whole transaction back (disk full, I/O)
+            if not plain:
+                conn.execute("ROLLBACK TO liteshift_op")
+                conn.execute("RELEASE liteshift_op")
+            return (False, exc)
+        if not plain:
+            conn.execute("RELEASE liteshift_op")
+        return (True, result)
+
+    def _run_inserts(
+        self, group: list[InsertTask], *, first_in_transaction: bool
+    ) -> list[tuple[bool, Any]]:
+        """Insert the group's rows with as few statements as possible (chunks of 64, 32, …, 1
+        rows, so few distinct statements are prepared and cached); if any row is refused (a
+        duplicate id, a constraint), undo the group and run its inserts one by one, so each
+        gets its own outcome. A group that opens the transaction needs no SAVEPOINT: undoing
+        it is rolling the transaction back and beginning again."""
+        conn = self._writer_conn
+        first = group[0]
+        if not first_in_transaction:
+            conn.execute("SAVEPOINT liteshift_group")
+        done = 0
+        try:
+            while done < len(group):
+                size = min(_MAX_ROWS_PER_INSERT, 1 << ((len(group) - done).bit_length() - 1))
+                params: list[Any] = []
+                for task in group[done : done + size]:
+                    params.extend(task.values(self._db))
+                conn.execute(_insert_sql(first.table, first.columns, len(first.row), size), params)
+                if conn.changes() != size:
+                    break
+                done += size
+        except apsw.ConstraintError:
+            pass  # NOT NULL, CHECK…: the one-by-one pass tells which insert it was
+        except Exception:
+            if not conn.in_transaction:
+                raise
+        if done == len(group):
+            if not first_in_transaction:
+                conn.execute("RELEASE liteshift_group")
+            return [(True, task.result) for task in group]
+        if first_in_transaction:
+            conn.execute("ROLLBACK")
+            self._busy_in_batch += self._begin_immediate()
+        else:
+            conn.execute("ROLLBACK TO liteshift_group")
+            conn.execute("RELEASE liteshift_group")
+        return [self._run_one(task) for task in group]
 
     def _commit(self) -> None:
         started = time.monotonic()
@@ -342,6 +599,10 @@ class SqliteStore(BaseStore):
             self._queue.put(_STOP)
         self._writer.join()
         self._readers.shutdown(wait=True)
+        with self._inline_lock:
+            inline, self._inline_free = self._inline_free, []
+        for reader in inline:
+            reader.conn.close()
         with self._reader_lock:
             for conn in self._reader_conns:
                 conn.close()

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from pathlib import Path
 
 import apsw
@@ -223,5 +224,177 @@ def test_disk_full_fails_the_batch_and_the_writer_lives_on(tmp_path: Path, index
         found = {n.embedding.id for n in store.search_embeddings(tuple([0.2] * DIM), 100)}
         assert found == {e.id for e in store.list_embeddings(limit=100).items}
         assert {kept.id, after.id} <= found
+    finally:
+        store.close()
+
+
+# --- inline reads ----------------------------------------------------------------------------
+
+
+def _open_engine(path: Path, **options: object) -> SqliteStore:
+    """The engine with options `open_store` does not expose (the schema migrated first)."""
+    _open(path).close()
+    return SqliteStore(str(path), vector_dimension=DIM, **options)  # type: ignore[arg-type]
+
+
+def test_reads_run_inline_on_the_callers_thread(tmp_path: Path) -> None:
+    samples: list[OpSample] = []
+    store = _open(tmp_path / "inline.db", observer=samples.append)
+    try:
+        made = store.create_message(MessageIn("c", "user", "hello", metadata={"k": [1, 2.5]}))
+        future = store.submit(store.get_message, made.id)
+        # Resolved before submit returned: no pool thread involved.
+        assert future.done()
+        assert future.result() == made
+        assert store.submit(store.list_messages, conversation_id="c").result().items == (made,)
+        # Errors are resolved inline too, and reads are still observed.
+        missing = store.submit(store.get_message, "00000000-0000-4000-8000-000000000000")
+        assert missing.done() and type(missing.exception()).__name__ == "NotFound"
+        reads = [s for s in samples if s.kind == "read"]
+        assert [s.op for s in reads] == ["get_message", "list_messages", "get_message"]
+        assert [s.ok for s in reads] == [True, True, False]
+    finally:
+        store.close()
+    assert store._inline_free == []  # closed with the store
+
+
+def test_inline_connections_are_query_only(tmp_path: Path) -> None:
+    store = _open(tmp_path / "ro.db")
+    try:
+        reader = store._lend_inline()
+        assert reader is not None
+        with pytest.raises(apsw.ReadOnlyError):
+            reader.conn.execute("DELETE FROM messages")
+        store._give_back(reader)
+    finally:
+        store.close()
+
+
+def test_a_multi_statement_read_runs_inline_in_one_transaction(tmp_path: Path) -> None:
+    from liteshift.store.models import EmbeddingIn
+
+    store = _open(tmp_path / "knn.db")
+    try:
+        near = store.create_embedding(EmbeddingIn("m", "a", "x", tuple([0.1] * DIM)))
+        store.create_embedding(EmbeddingIn("m", "b", "x", tuple([0.9] * DIM)))
+        for _ in range(2):  # the second run takes the transactional path straight away
+            future = store.submit(store.search_embeddings, tuple([0.1] * DIM), 1)
+            assert future.done()
+            assert [n.embedding.id for n in future.result()] == [near.id]
+        assert "search_embeddings" in store._snapshot_reads
+        assert "get_message" not in store._snapshot_reads
+    finally:
+        store.close()
+
+
+def test_a_read_far_over_budget_is_interrupted_and_rerun_in_the_pool(tmp_path: Path) -> None:
+    # A budget of 1 µs: the 1,000-row page runs past 10 budgets within SQLite, is interrupted
+    # and answered by the pool, correctly; the operation then skips the inline attempt.
+    store = _open_engine(tmp_path / "slow.db", inline_read_budget_seconds=1e-6)
+    try:
+        futures = [
+            store.submit(store.create_message, MessageIn("c", "u", str(i))) for i in range(1000)
+        ]
+        made = [f.result(timeout=30).id for f in futures]
+        page = store.submit(store.list_messages, conversation_id="c", limit=1000)
+        assert [m.id for m in page.result(timeout=30).items] == made
+        assert store._inline_backoff["list_messages"] > time.perf_counter()
+        later = store.submit(store.list_messages, conversation_id="c", limit=1000)
+        assert not later.done()  # straight to the pool
+        assert len(later.result(timeout=30).items) == 1000
+    finally:
+        store.close()
+
+
+def test_inline_reads_can_be_turned_off(tmp_path: Path) -> None:
+    store = _open_engine(tmp_path / "off.db", inline_read_budget_seconds=0)
+    try:
+        made = store.create_message(MessageIn("c", "user", "x"))
+        assert store.get_message(made.id) == made
+        assert store._inline_opened == 0
+    finally:
+        store.close()
+
+
+# --- grouped inserts ---------------------------------------------------------------------------
+
+
+def test_a_batch_of_inserts_with_a_duplicate_id_fails_only_the_duplicate(tmp_path: Path) -> None:
+    from liteshift.store import Conflict
+    from liteshift.store.models import EventIn
+
+    store = _open(tmp_path / "dup.db", batch_max_wait_seconds=0.05)
+    try:
+        taken = store.create_message(MessageIn("c", "u", "first"))
+        inputs = [MessageIn("c", "u", str(i)) for i in range(40)]
+        inputs[17] = MessageIn("c", "u", "again", id=taken.id)
+        same = str(uuid.uuid4())
+        inputs[5] = MessageIn("c", "u", "one", id=same)
+        inputs[6] = MessageIn("c", "u", "two", id=same)  # duplicate inside the same batch
+        futures = [store.submit(store.create_message, m) for m in inputs]
+        events = [store.submit(store.append_event, EventIn("t", {"i": i})) for i in range(5)]
+        outcomes = [f.exception(timeout=30) for f in futures]
+        assert isinstance(outcomes[17], Conflict)
+        assert isinstance(outcomes[6], Conflict)
+        assert [i for i, e in enumerate(outcomes) if e is not None] == [6, 17]
+        stored = {m.id: m for m in store.list_messages(conversation_id="c", limit=1000).items}
+        assert len(stored) == 1 + 38
+        assert stored[same].content == "one"
+        assert stored[taken.id].content == "first"
+        for f, m in zip(futures, inputs, strict=True):
+            if f.exception() is None:
+                assert stored[f.result().id] == f.result()
+                assert f.result().content == m.content
+        assert len(store.list_events(limit=100).items) == 5
+        assert all(e.result(timeout=30).payload["i"] == i for i, e in enumerate(events))
+        assert store.batches_committed <= 10
+    finally:
+        store.close()
+
+
+def test_grouped_inserts_are_durable_and_identical_to_single_ones(tmp_path: Path) -> None:
+    from liteshift.store.models import AgentMessageIn, ProposalIn
+
+    db = tmp_path / "group.db"
+    store = _open(db, batch_max_wait_seconds=0.05)
+    try:
+        futures = [
+            store.submit(store.create_proposal, ProposalIn("k", {"n": i, "f": 0.5}, "c"))
+            for i in range(100)
+        ] + [
+            store.submit(store.create_agent_message, AgentMessageIn("c", "bot", f"{i}"))
+            for i in range(100)
+        ]
+        made = [f.result(timeout=30) for f in futures]
+    finally:
+        store.close()
+    reopened = _open_engine(db, inline_read_budget_seconds=0)
+    try:
+        proposals = reopened.list_proposals(limit=1000).items
+        agents = reopened.list_agent_messages(limit=1000).items
+        assert sorted(made[:100], key=lambda p: (p.created_at, p.id)) == list(proposals)
+        assert sorted(made[100:], key=lambda p: (p.created_at, p.id)) == list(agents)
+    finally:
+        reopened.close()
+
+
+def test_inserts_after_another_write_are_undone_alone(tmp_path: Path) -> None:
+    """A run of inserts that does not open the transaction is undone to its own savepoint: the
+    write before it (a cursor) and the other inserts still commit."""
+    from liteshift.store import Conflict
+
+    store = _open(tmp_path / "after.db", batch_max_wait_seconds=0.05)
+    try:
+        taken = store.create_message(MessageIn("c", "u", "first"))
+        cursor = store.submit(store.advance_cursor, "etl", None, "p1")
+        inputs = [MessageIn("c", "u", str(i)) for i in range(10)]
+        inputs[4] = MessageIn("c", "u", "again", id=taken.id)
+        futures = [store.submit(store.create_message, m) for m in inputs]
+        outcomes = [f.exception(timeout=30) for f in futures]
+        assert cursor.result(timeout=30).position == "p1"
+        assert [i for i, e in enumerate(outcomes) if e is not None] == [4]
+        assert isinstance(outcomes[4], Conflict)
+        assert store.get_cursor("etl").position == "p1"
+        assert len(store.list_messages(conversation_id="c", limit=100).items) == 1 + 9
     finally:
         store.close()
