@@ -54,6 +54,7 @@ PYTHON = sys.executable
 def serve(db: str, port: int, batch_max_ops: int) -> None:
     import uvicorn
 
+    from liteshift.cli.serve import SWITCH_INTERVAL_SECONDS
     from liteshift.sidecar import Settings, create_app
     from liteshift.sidecar.metrics import Metrics
     from liteshift.sidecar.responses import json_response
@@ -85,6 +86,7 @@ def serve(db: str, port: int, batch_max_ops: int) -> None:
             Operation("GET", "/v1/_noop", noop, "bench only: the HTTP ceiling", "bench"),
         ],
     )
+    sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)  # as `liteshift serve` does
     uvicorn.run(
         app,
         host="127.0.0.1",

@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import sys
+
 import click
 
 from liteshift.sidecar.settings import Settings
+
+#: CPython's GIL switch interval in the serving process (default 5 ms). The group-commit writer
+#: thread needs the GIL back after every SQLite call (the COMMIT's fsync included); a busy event
+#: loop keeps it for a whole interval each time, which stalled every batch by milliseconds
+#: (docs/benchmarks.md, sidecar).
+SWITCH_INTERVAL_SECONDS = 0.0002
 
 
 @click.command()
@@ -52,6 +60,7 @@ def serve(db_url: str | None, host: str | None, port: int | None) -> None:
         '  try: curl -H "Authorization: Bearer $(cat <API token file>)" '
         f"http://{settings.host}:{settings.port}/v1/messages"
     )
+    sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)
     uvicorn.run(
         app,
         host=settings.host,
