@@ -128,6 +128,9 @@ class FinishReport:
     #: Seconds from finish() entry to the marker committed: the part of the write pause
     #: spent here.
     seconds: float
+    #: Where those seconds went: connect (Postgres), lock (SQLite connection + write lock),
+    #: replay (read, write, verify, commit Postgres), marker (marker + fence, SQLite commit).
+    steps: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -425,11 +428,20 @@ class OnlinePromotion:
 
     def _finish(self, position: int) -> FinishReport:
         started = time.perf_counter()
+        steps: dict[str, float] = {}
+
+        def step(name: str, since: float) -> float:
+            now = time.perf_counter()
+            steps[name] = now - since
+            return now
+
         conn = pg_connect(self.dsn)
+        mark = step("connect", started)
         try:
             # The write lock is held from here to the marker: no write can commit between the
             # last replayed position and the marker, whatever the caller does.
             with changelog.write_transaction(self.sqlite_path) as source:
+                mark = step("lock", mark)
                 meta = changelog.read_meta(source)
                 if (
                     meta is None
@@ -443,7 +455,9 @@ class OnlinePromotion:
                     )
                 end = changelog.position(source)
                 replay = self._replay(conn, source, position, end, phase="final", catchup_pass=0)
+                mark = step("replay", mark)
                 promoted_at = changelog.mark_promoted(source, self.target, self.tables)
+            step("marker", mark)
         finally:
             # On a failure after Postgres committed, Postgres is ahead of S; the tracked
             # counts follow Postgres (a replay's delta is measured against Postgres), and the
@@ -461,6 +475,7 @@ class OnlinePromotion:
             promoted_at=datetime.fromisoformat(promoted_at),
             target=self.target,
             seconds=seconds,
+            steps=steps,
         )
 
 

@@ -180,6 +180,8 @@ def test_copy_under_concurrent_writes_then_finish_keeps_every_acknowledged_write
     assert prepared.catchup_passes >= 1 and prepared.keys_replayed > 0
     assert finished.keys_replayed > 0
     assert finished.seconds < 1.0
+    assert set(finished.steps) == {"connect", "lock", "replay", "marker"}
+    assert sum(finished.steps.values()) <= finished.seconds
     counts = _assert_same_data(filled_sqlite, postgres_dsn)
     assert finished.rows == counts
     ids = {str(r[0]) for r in _pg(postgres_dsn, "SELECT id FROM messages")}
