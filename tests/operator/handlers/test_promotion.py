@@ -26,6 +26,8 @@ from tests.operator.promotion_harness import (
     annotate,
     condition,
     create_datastore,
+    datastore,
+    dsn_secret,
     events,
     operator_with,
     postgres_ids,
@@ -33,6 +35,7 @@ from tests.operator.promotion_harness import (
     promotion,
     seed,
     status,
+    tokens_secret,
 )
 from tests.operator.sidecar_process import SidecarProcess
 
@@ -262,3 +265,69 @@ def _as_applied(live: dict[str, object]) -> dict[str, object]:
         "spec": live["spec"],
         "status": live["status"],
     }
+
+
+def test_an_unreachable_target_rolls_back_with_the_reason(
+    bare_cluster: Cluster, sidecar_process: SidecarProcess
+) -> None:
+    cluster = bare_cluster
+    sidecar_process.add_messages(3)
+    nowhere = f"postgresql://app:secret@127.0.0.1:{free_port()}/app"
+    create_datastore(cluster, "shop", nowhere)
+    with operator_with(cluster, PromotionSettings(sidecar_url=sidecar_process.url)):
+        wait_for(lambda: promotion(cluster, "shop").get("state") == "Idle", message="Idle")
+        annotate(cluster, "shop", "liteshift.io/promote", "now")
+        wait_for(lambda: promotion(cluster, "shop").get("state") == "RolledBack", timeout=60,
+                 message="RolledBack")  # fmt: skip
+        wait_for(lambda: events(cluster, "shop", "RolledBack"), message="the Event")
+        live = cluster.get("Datastore", "shop") or {}
+    done = live["status"]["promotion"]
+    promoted = condition(cluster, "shop", "Promoted")
+    assert promoted["status"] == "False"
+    assert promoted["reason"] == done["reason"] != "RollbackRequested"
+    assert "SQLite is still the primary" in promoted["message"]
+    assert "secret" not in promoted["message"]  # the sidecar redacts the password
+    assert "secret" not in str(events(cluster, "shop"))
+    assert live["status"]["engine"] == "sqlite"
+    assert httpx.get(f"{sidecar_process.url}/admin/status", headers=ADMIN).json()["engine"] == (
+        "sqlite"
+    )
+    sidecar_process.add_messages(1)  # SQLite still takes writes
+
+
+def test_without_a_declared_postgres_the_promotion_provisions_the_managed_one(
+    bare_cluster: Cluster, sidecar_process: SidecarProcess, postgres_dsn: str
+) -> None:
+    # kmock runs no pods: the test plays the StatefulSet controller (readyReplicas) and
+    # pre-creates the generated Secret with the test database's DSN (the operator keeps an
+    # existing generated Secret, as after a re-created Datastore).
+    cluster = bare_cluster
+    sidecar_process.add_messages(5)
+    cluster.create("Secret", tokens_secret("shop-tokens"))
+    generated = dsn_secret("shop-postgres", postgres_dsn)
+    generated["metadata"]["labels"] = {"liteshift.io/datastore": "shop"}
+    cluster.create("Secret", generated)
+    spec = datastore("shop")["spec"]
+    del spec["postgres"]  # postgres.mode none: no Postgres until the promotion
+    cluster.create(
+        "Datastore",
+        {"apiVersion": "liteshift.io/v1alpha1", "kind": "Datastore",
+         "metadata": {"name": "shop", "namespace": "apps"},
+         "spec": {**spec, "engine": "postgres"}},
+    )  # fmt: skip
+    with operator_with(cluster, PromotionSettings(sidecar_url=sidecar_process.url)):
+        wait_for(lambda: events(cluster, "shop", "WaitingForPostgres"), message="waiting")
+        assert promotion(cluster, "shop")["state"] == "ProvisioningPostgres"
+        assert promotion(cluster, "shop")["trigger"] == "engine"
+        statefulset = cluster.get("StatefulSet", "shop-postgres")
+        assert statefulset is not None
+        assert cluster.get("Service", "shop-postgres") is not None
+        cluster.patch("StatefulSet", "shop-postgres", {"status": {"readyReplicas": 1}})
+        wait_for(lambda: promotion(cluster, "shop").get("state") == "Promoted", timeout=60,
+                 message="Promoted")  # fmt: skip
+        sts = wait_for(lambda: _postgres_env(cluster) and cluster.get("StatefulSet", "shop"),
+                       message="the sidecar pointed at Postgres")  # fmt: skip
+    assert promotion(cluster, "shop")["target"] == "managed"
+    volumes = {v["name"]: v for v in sts["spec"]["template"]["spec"]["volumes"]}
+    assert volumes["postgres-dsn"]["secret"]["secretName"] == "shop-postgres"
+    assert len(postgres_ids(postgres_dsn, "messages")) == 5
