@@ -12,11 +12,12 @@ while the writer writes).
 A read is first tried *inline*, on the submitting thread, with a `query_only` connection lent
 from a small set (`INLINE_CONNECTIONS`): a point read costs tens of microseconds, less than the
 hand-off to a pool thread and back (futures, wake-ups, the GIL changing hands). It is bounded by
-`inline_read_budget_seconds`: an operation that took longer twice in a row is sent straight to
-the pool for `INLINE_BACKOFF_SECONDS`, so a workload of slow reads goes back to the pool. A
-statement still running at `INLINE_HARD_LIMIT` budgets is interrupted by SQLite's progress
-handler (SQLite logs the interrupt) and the read is run again from scratch in the pool (reads
-have no side effects); that operation then skips the inline attempt for
+`inline_read_budget_seconds`: an operation whose long statement (one that ran past
+`_PROGRESS_STEPS` SQLite instructions) took longer twice in a row is sent straight to the pool
+for `INLINE_BACKOFF_SECONDS`, so a workload of slow reads goes back to the pool. A statement
+that used `INLINE_HARD_LIMIT` budgets of CPU time is interrupted by SQLite's progress handler
+(SQLite logs the interrupt) and the read is run again from scratch in the pool (reads have no
+side effects); that operation then skips the inline attempt for
 `INLINE_INTERRUPT_BACKOFF_SECONDS`. A busy database (an inline connection never waits: busy
 timeout 0) also falls back to the pool, which retries.
 """
@@ -113,29 +114,50 @@ class _OneStatementDb(SqliteDb):
         if self.used:
             raise _NeedsSnapshot
         self.used = True
-        return self.conn.execute(sql, params).fetchall()
+        return self.cursor.execute(sql, params).fetchall()
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         raise _NeedsSnapshot  # reads never write; let the transactional path report it
 
 
 class _InlineReader:
-    """A read connection lent to inline reads, and the deadline its progress handler enforces."""
+    """A read connection lent to inline reads; its progress handler enforces the hard limit.
 
-    __slots__ = ("conn", "db", "deadline", "one")
+    Budgets are measured in the thread's CPU time, not wall time: on a loaded machine the OS
+    can deschedule the thread for milliseconds in the middle of a cheap read, which says
+    nothing about the read. The handler only runs every `_PROGRESS_STEPS` virtual-machine
+    steps, so a short statement (a point read, a small page) rarely pays for a clock read.
+    SQLite counts those steps over a cached statement's whole life, so a short read may see
+    one call; only a read that sees two ran that many steps itself (a "long" read).
+    """
+
+    __slots__ = ("calls", "conn", "cpu_limit", "cpu_started", "db", "one")
 
     def __init__(self, conn: apsw.Connection) -> None:
         self.conn = conn
         self.db = SqliteDb(conn)
         self.one = _OneStatementDb(conn)
-        self.deadline = 0.0
+        #: CPU seconds a read may use after its first progress call before it is interrupted.
+        self.cpu_limit = 0.0
+        self.cpu_started = 0.0
+        #: Progress calls during the current read.
+        self.calls = 0
         # True interrupts the running statement (apsw.InterruptError).
-        conn.set_progress_handler(self._over_budget, _PROGRESS_STEPS)
+        conn.set_progress_handler(self._over_limit, _PROGRESS_STEPS)
 
-    def _over_budget(self) -> bool:
-        return time.perf_counter() > self.deadline
+    @property
+    def long(self) -> bool:
+        return self.calls >= 2
+
+    def _over_limit(self) -> bool:
+        self.calls += 1
+        if self.calls == 1:
+            self.cpu_started = time.thread_time()
+            return False
+        return time.thread_time() - self.cpu_started > self.cpu_limit
 
     def run(self, task: Callable[[Db], Any], snapshot: bool) -> Any:
+        self.calls = 0
         if not snapshot:
             # One statement needs no transaction: it is its own snapshot (and BEGIN/COMMIT
             # would cost a third of a point read).
@@ -321,7 +343,7 @@ class SqliteStore(BaseStore):
         future: Future[Any] = Future()
         started = time.perf_counter()
         try:
-            reader.deadline = started + self._inline_budget * INLINE_HARD_LIMIT
+            reader.cpu_limit = self._inline_budget * INLINE_HARD_LIMIT
             try:
                 try:
                     result = reader.run(task, name in self._snapshot_reads)
@@ -342,8 +364,9 @@ class SqliteStore(BaseStore):
         finally:
             self._give_back(reader)
         elapsed = time.perf_counter() - started
-        if elapsed > self._inline_budget:
-            # Finished, but slowly (e.g. a big page mapped to objects).
+        if elapsed > self._inline_budget and reader.long:
+            # Finished, but slowly (e.g. a big page mapped to objects). A short statement
+            # (no progress call) that took long was descheduled, not expensive: no strike.
             self._overran(name)
         elif name in self._inline_strikes:
             del self._inline_strikes[name]

@@ -398,3 +398,17 @@ def test_inserts_after_another_write_are_undone_alone(tmp_path: Path) -> None:
         assert len(store.list_messages(conversation_id="c", limit=100).items) == 1 + 9
     finally:
         store.close()
+
+
+def test_short_statements_stay_inline_whatever_the_clock_says(tmp_path: Path) -> None:
+    """A point read never reaches the progress handler: however long it took on the wall
+    clock (a descheduled thread), it is not counted against the operation."""
+    store = _open_engine(tmp_path / "short.db", inline_read_budget_seconds=1e-9)
+    try:
+        made = store.create_message(MessageIn("c", "user", "x"))
+        for _ in range(5):
+            future = store.submit(store.get_message, made.id)
+            assert future.done() and future.result() == made
+        assert "get_message" not in store._inline_backoff
+    finally:
+        store.close()
