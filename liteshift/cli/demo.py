@@ -307,7 +307,7 @@ def run_demo(
         except (LocalServerError, OSError) as exc:
             # A missing binary (Postgres, Prometheus, runuser) is a setup problem: one line.
             raise DemoFailed(
-                f"{exc} (scripts/bootstrap.sh test installs what the demo needs)"
+                f"{exc} (scripts/bootstrap.sh demo installs what the demo needs)"
             ) from None
         console.print(
             f"   sidecar {sidecar.url} over {workdir / 'demo.db'}; Prometheus {prometheus.url}"
