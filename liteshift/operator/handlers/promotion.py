@@ -107,6 +107,8 @@ class PromotionSettings:
     evaluated_at: dict[str, float] = field(default_factory=dict)
     decisions: dict[str, Decision] = field(default_factory=dict)
     written: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: One step at a time per Datastore: the timer and the rollback handler share the state.
+    locks: dict[str, asyncio.Lock] = field(default_factory=dict)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> PromotionSettings:
@@ -160,18 +162,46 @@ class Tick:
 @kopf.timer(GROUP, VERSION, PLURAL, interval=TIMER_TICK_SECONDS, initial_delay=TIMER_TICK_SECONDS)
 async def drive_promotion(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> None:
     """One step of the promotion of this Datastore (see the module docstring)."""
+    await _step(body, patch, memo)
+
+
+@kopf.on.event(GROUP, VERSION, PLURAL, annotations={ROLLBACK_ANNOTATION: "now"})
+async def rollback_requested(
+    body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, type: str | None, **_: Any
+) -> None:
+    """`liteshift.io/rollback=now` is acted on at once, not at the next tick: a copy may be
+    seconds from its cutover. (An event handler: kopf leaves our own `liteshift.io/`
+    annotations out of the diffs that trigger update handlers.)"""
+    if type != "DELETED":
+        await _step(body, patch, memo)
+
+
+async def _step(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo) -> None:
     settings = promotion_settings(memo)
     try:
         ds = Datastore.parse(body)
     except InvalidSpecError:
         return  # reported by the reconcile handler
     uid = str(body.metadata.get("uid") or body.metadata.name)
+    lock = settings.locks.setdefault(uid, asyncio.Lock())
+    async with lock:
+        await _locked_step(body, patch, ds=ds, uid=uid, settings=settings, kube=runtime(memo).kube)
+
+
+async def _locked_step(
+    body: kopf.Body,
+    patch: kopf.Patch,
+    *,
+    ds: Datastore,
+    uid: str,
+    settings: PromotionSettings,
+    kube: Kube,
+) -> None:
     raw = dict(settings.written.get(uid) or body.status.get("promotion") or {})
     if settings.written.get(uid) is None and not body.status.get("promotion"):
         return  # the reconcile handler has not initialised status yet
     annotations = dict(body.metadata.annotations)
     tick = Tick(PromotionStatus.from_status(raw))
-    kube = runtime(memo).kube
 
     if annotations.get(ROLLBACK_ANNOTATION) == "now":
         await _rollback(tick, ds, kube, settings)
@@ -182,20 +212,25 @@ async def drive_promotion(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, *
     if tick.current.state in MIRRORED:
         await _follow_sidecar(tick, ds, kube, settings)
 
-    promotion = promotion_patch(raw, tick.current, tick.extras)
-    merged = apply_patch(raw, promotion)
-    if merged != raw:
-        patch.status["promotion"] = promotion
+    previous = dict(body.status)
+    merged = apply_patch(raw, promotion_patch(raw, tick.current, tick.extras))
+    fresh: dict[str, Any] = {}
+    if merged != raw or merged != dict(previous.get("promotion") or {}):
+        fresh["promotion"] = merged
         settings.written[uid] = merged
-    if tick.current.state is State.PROMOTED and body.status.get("engine") != "postgres":
+    if tick.current.state is State.PROMOTED and previous.get("engine") != "postgres":
         # The next reconcile builds the sidecar for Postgres (status.engine is its input).
-        patch.status["engine"] = "postgres"
+        fresh["engine"] = "postgres"
     wanted = conditions(tick.current, settings.decisions.get(uid))
-    live = list(body.status.get("conditions") or [])
+    live = list(previous.get("conditions") or [])
     if conditions_differ(live, wanted):
-        patch.status["conditions"] = status.merge_conditions(
+        fresh["conditions"] = status.merge_conditions(
             live, wanted, generation=ds.generation, now=status.now_rfc3339(settings.clock())
         )
+    if fresh:
+        # One JSON patch on the freshest body, only the conditions changed here: the drift
+        # check and the backups write theirs from their own copies at the same time.
+        patch.fns.append(status.status_writer(previous, fresh))
     for key in tick.remove_annotations:
         if key in annotations:
             patch.metadata.annotations[key] = None
