@@ -598,3 +598,38 @@ def test_a_process_killed_mid_copy_is_resumed_by_a_new_one(
     _assert_same_data(filled_sqlite, postgres_dsn)
     ids = {str(r[0]) for r in _pg(postgres_dsn, "SELECT id FROM messages")}
     assert set(writer.messages) <= ids
+
+
+def test_a_write_racing_finish_waits_for_it_and_is_refused_never_lost(
+    filled_sqlite: Path, postgres_dsn: str
+) -> None:
+    outcome: list[BaseException | None] = []
+    racer: list[threading.Thread] = []
+
+    def late_write() -> None:
+        conn = _raw(filled_sqlite)  # another writer that ignored the pause
+        try:
+            conn.execute(
+                "INSERT INTO etl_cursors VALUES ('late', 'p', '2026-01-01T00:00:00.000000Z')"
+            )
+            outcome.append(None)
+        except apsw.Error as exc:
+            outcome.append(exc)
+        finally:
+            conn.close()
+
+    def race(step: OnlineProgress) -> None:
+        if step.phase == "final" and not racer:
+            racer.append(threading.Thread(target=late_write))
+            racer[0].start()
+            time.sleep(0.2)  # the write is now waiting for finish()'s write lock
+            assert not outcome
+
+    promotion = OnlinePromotion(str(filled_sqlite), postgres_dsn, progress=race)
+    promotion.prepare()
+    promotion.finish()
+    racer[0].join(30)
+    assert len(outcome) == 1 and isinstance(outcome[0], apsw.ConstraintError)
+    assert "read-only" in str(outcome[0])
+    _assert_same_data(filled_sqlite, postgres_dsn)
+    assert _pg(postgres_dsn, "SELECT 1 FROM etl_cursors WHERE name = 'late'") == []
