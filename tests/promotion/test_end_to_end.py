@@ -329,3 +329,50 @@ def test_an_operator_killed_mid_promotion_resumes_from_status(
         source = scan(snapshot, DOMAIN_TABLES).checksums
     report = verify(postgres_dsn, source, DOMAIN_TABLES)
     assert report.ok, report
+
+
+@pytest.mark.slow
+def test_a_sidecar_killed_mid_copy_is_asked_again_and_promotes(
+    bare_cluster: Cluster, tmp_path: Path, postgres_dsn: str
+) -> None:
+    cluster = bare_cluster
+    sidecar = SidecarProcess(tmp_path, "shop", "apps")
+    sidecar.env["LITESHIFT_PROMOTION_BATCH_ROWS"] = "1"
+    seed(tmp_path / "data" / "liteshift.db", 30_000)
+    sidecar.start()
+    try:
+        create_datastore(cluster, "shop", postgres_dsn)
+        with operator_with(cluster, PromotionSettings(sidecar_url=sidecar.url)):
+            wait_for(lambda: promotion(cluster, "shop").get("state") == "Idle", message="Idle")
+            cluster.patch(
+                "Datastore", "shop", {"metadata": {"annotations": {"liteshift.io/promote": "now"}}}
+            )
+            wait_for(lambda: promotion(cluster, "shop").get("state") == "Copying", timeout=60,
+                     message="Copying")  # fmt: skip
+            assert sidecar.process is not None
+            sidecar.process.send_signal(signal.SIGKILL)
+            sidecar.process.wait(timeout=30)
+            sidecar.process = None
+            sidecar.start()  # same file, same port: on SQLite, promotion state Idle
+            sidecar.add_messages(5)  # written to SQLite after the restart: must arrive too
+            wait_for(lambda: promotion(cluster, "shop").get("state") in ("Promoted", "RolledBack"),
+                     timeout=180, message="the outcome")  # fmt: skip
+            wait_for(lambda: events(cluster, "shop", "Promoted"), message="the Event")
+            live = cluster.get("Datastore", "shop") or {}
+        done = live["status"]["promotion"]
+        assert done["state"] == "Promoted", done
+        assert done["attempt"] == 1  # the operator asked the restarted sidecar again
+        assert 0 < done["writePauseSeconds"] < 1
+        assert len(events(cluster, "shop", "Copying")) == 1  # no transition replayed
+        assert httpx.get(f"{sidecar.url}/admin/status", headers=ADMIN).json()["engine"] == (
+            "postgres"
+        )
+    finally:
+        sidecar.stop()
+    db = tmp_path / "data" / "liteshift.db"
+    assert promoted_marker(str(db)) is not None
+    assert len(postgres_ids(postgres_dsn, "messages")) == 30_005
+    with SqliteSnapshot(str(db)) as snapshot:
+        source = scan(snapshot, DOMAIN_TABLES).checksums
+    report = verify(postgres_dsn, source, DOMAIN_TABLES)
+    assert report.ok, report
