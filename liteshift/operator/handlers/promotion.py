@@ -206,7 +206,7 @@ async def _locked_step(
     if annotations.get(ROLLBACK_ANNOTATION) == "now":
         await _rollback(tick, ds, kube, settings)
     if tick.current.state in (State.IDLE, State.RECOMMENDED, State.ROLLED_BACK):
-        await _evaluate(tick, ds, uid, annotations, settings)
+        await _evaluate(tick, ds, uid=uid, raw=raw, annotations=annotations, settings=settings)
     if tick.current.state is State.PROVISIONING:
         await _provision(tick, ds, kube, settings)
     if tick.current.state in MIRRORED:
@@ -241,10 +241,14 @@ async def _locked_step(
 async def _evaluate(
     tick: Tick,
     ds: Datastore,
+    *,
     uid: str,
+    raw: Mapping[str, Any],
     annotations: Mapping[str, str],
     settings: PromotionSettings,
 ) -> None:
+    """Criteria → decision; `raw` (status.promotion as read) holds the last evaluation's
+    sustained criteria, for hysteresis."""
     requested = annotations.get(PROMOTE_ANNOTATION) == "now" or ds.spec.engine == "postgres"
     last = settings.evaluated_at.get(uid)
     if (
@@ -255,7 +259,6 @@ async def _evaluate(
         return
     settings.evaluated_at[uid] = time.monotonic()
     thresholds = thresholds_for(ds)
-    raw = tick.current.to_status()
     decision = await asyncio.to_thread(
         criteria.evaluate,
         criteria.Target(ds.name, ds.namespace),
@@ -263,7 +266,7 @@ async def _evaluate(
         thresholds,
         settings.prometheus_for(ds),
         now=settings.clock(),
-        previous=previous_for(settings.written.get(uid) or raw, tick.current),
+        previous=previous_for(raw, tick.current),
     )
     if decision_changed(settings.decisions.get(uid), decision):
         tick.notices.append(decision_notice(decision))
