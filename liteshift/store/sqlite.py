@@ -1,7 +1,8 @@
 """The SQLite engine (APSW): one writer thread with group commit, a pool of read connections.
 
 Writes are queued to the single writer thread, which takes up to `batch_max_ops` of them
-(waiting at most `batch_max_wait_seconds` after the first for company) and commits them in one
+(waiting at most `batch_max_wait_seconds` after the first for company, if the previous batch
+had any: a lone writer does not wait) and commits them in one
 `BEGIN IMMEDIATE … COMMIT` — one fsync for the whole batch. Each write runs inside its own
 SAVEPOINT, so one that fails (a duplicate id → Conflict) is rolled back alone. A caller's Future
 resolves only after COMMIT returned. SQLITE_BUSY (another process holding the write lock) is
@@ -213,6 +214,8 @@ class SqliteStore(BaseStore):
         self.batches_committed = 0
         #: SQLITE_BUSY retries of a batch's second BEGIN (a group of inserts undone).
         self._busy_in_batch = 0
+        #: Writes in the last batch taken (2 at start: assume company until shown otherwise).
+        self._last_batch_size = 2
         self._queue: queue.SimpleQueue[_Write | object] = queue.SimpleQueue()
         self._closed = False
         self._close_lock = threading.Lock()
@@ -419,7 +422,10 @@ class SqliteStore(BaseStore):
                 break
             assert isinstance(first, _Write)
             batch = [first]
-            deadline = time.monotonic() + self._batch_max_wait
+            # Wait for company only when the last batch had some: a lone writer (one client,
+            # a CLI) gets one fsync of latency, not one plus the wait.
+            wait = self._batch_max_wait if self._last_batch_size > 1 else 0.0
+            deadline = time.monotonic() + wait
             while len(batch) < self._batch_max_ops:
                 # Polled, not `get(timeout=…)`: on CPython 3.11 a timed SimpleQueue.get that
                 # wakes on a stale signal after its deadline passed waits with a negative
@@ -437,6 +443,7 @@ class SqliteStore(BaseStore):
                     break
                 assert isinstance(item, _Write)
                 batch.append(item)
+            self._last_batch_size = len(batch)
             self._run_batch_safely([w for w in batch if w.future.set_running_or_notify_cancel()])
         self._drain_after_stop()
 

@@ -412,3 +412,21 @@ def test_short_statements_stay_inline_whatever_the_clock_says(tmp_path: Path) ->
         assert "get_message" not in store._inline_backoff
     finally:
         store.close()
+
+
+def test_a_lone_writer_does_not_wait_for_company(tmp_path: Path) -> None:
+    """Sequential writes (one client) commit one by one without the batch wait; concurrent
+    ones still share transactions."""
+    store = _open(tmp_path / "lone.db", batch_max_wait_seconds=0.5)
+    try:
+        started = time.monotonic()
+        for i in range(10):
+            store.create_message(MessageIn("c", "u", str(i)))
+        # Waiting for company each time would take 10 x 0.5 s; only the first write may wait.
+        assert time.monotonic() - started < 3.0
+        before = store.batches_committed
+        futures = [store.submit(store.create_message, MessageIn("c", "u", "x")) for _ in range(50)]
+        assert all(f.result(timeout=30) for f in futures)
+        assert store.batches_committed - before <= 10
+    finally:
+        store.close()
