@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from liteshift.operator import status as conditions_
+from liteshift.operator import status as status_
 from liteshift.operator.model import Datastore
 from liteshift.operator.specs.sidecar import SQLITE_PATH
 from liteshift.promotion.criteria import PROMOTE_ANNOTATION, Action, Decision, Previous, Request
@@ -46,6 +46,13 @@ from liteshift.promotion.thresholds import Thresholds
 
 ROLLBACK_ANNOTATION = "liteshift.io/rollback"
 
+
+def _camel_key(name: str) -> str:
+    """`state_entered_at` → `stateEnteredAt` (PromotionStatus.to_status's field names)."""
+    head, *rest = name.split("_")
+    return head + "".join(part.capitalize() for part in rest)
+
+
 #: The states the sidecar runs (GET /admin/promotion names them the same), in order.
 SIDECAR_STATES = (
     State.READINESS,
@@ -62,12 +69,7 @@ MIRRORED = frozenset(SIDECAR_STATES) - {State.PROMOTED}
 #: itself); a real API server would prune them, so they are never written.
 _NOT_IN_CRD = ("snapshotChangeSeq", "lastChangeSeq")
 _OWN_KEYS = tuple(
-    key
-    for key in (
-        "".join(p if i == 0 else p.capitalize() for i, p in enumerate(f.name.split("_")))
-        for f in fields(PromotionStatus)
-    )
-    if key not in _NOT_IN_CRD
+    key for key in (_camel_key(f.name) for f in fields(PromotionStatus)) if key not in _NOT_IN_CRD
 )
 #: status.promotion fields describing one attempt's data (cleared when a new one starts).
 _ATTEMPT_KEYS = ("rowsCopied", "tables", "rollbackPoint")
@@ -156,12 +158,12 @@ def evaluate_step(
     new = transition(current, Evaluated(decision), now)
     extras: dict[str, Any] = {
         "criteria": [c.to_status() for c in decision.criteria],
-        "lastEvaluatedAt": conditions_.now_rfc3339(decision.evaluated_at),
+        "lastEvaluatedAt": status_.now_rfc3339(decision.evaluated_at),
     }
     decided = [t for t in (new.started_at, new.rolled_back_at) if t is not None]
     if decided:
         until = max(decided) + timedelta(seconds=thresholds.cooldown_seconds)
-        extras["cooldownUntil"] = conditions_.now_rfc3339(until)
+        extras["cooldownUntil"] = status_.now_rfc3339(until)
     remove: tuple[str, ...] = ()
     if new.state is State.PROVISIONING:
         extras.update(dict.fromkeys(_ATTEMPT_KEYS))
@@ -338,15 +340,15 @@ def apply_patch(previous: Mapping[str, Any], patch: Mapping[str, Any]) -> dict[s
     return merged
 
 
-def conditions(current: PromotionStatus, decision: Decision | None) -> list[conditions_.Condition]:
+def conditions(current: PromotionStatus, decision: Decision | None) -> list[status_.Condition]:
     """The conditions that explain the promotion: Promoted always, MetricsAvailable and
     PromotionRecommended from the last evaluation (when there was one)."""
-    out: list[conditions_.Condition] = []
+    out: list[status_.Condition] = []
     state = current.state
     if state is State.PROMOTED:
         out.append(
-            conditions_.Condition(
-                conditions_.PROMOTED,
+            status_.Condition(
+                status_.PROMOTED,
                 "True",
                 "ServingFromPostgres",
                 "the data store is served from Postgres; the SQLite file is kept as the"
@@ -355,8 +357,8 @@ def conditions(current: PromotionStatus, decision: Decision | None) -> list[cond
         )
     elif state is State.ROLLED_BACK:
         out.append(
-            conditions_.Condition(
-                conditions_.PROMOTED,
+            status_.Condition(
+                status_.PROMOTED,
                 "False",
                 current.reason or "RolledBack",
                 f"promotion attempt {current.attempt} rolled back: {current.message}",
@@ -364,8 +366,8 @@ def conditions(current: PromotionStatus, decision: Decision | None) -> list[cond
         )
     elif state in IN_FLIGHT or state is State.CUTTING_OVER:
         out.append(
-            conditions_.Condition(
-                conditions_.PROMOTED,
+            status_.Condition(
+                status_.PROMOTED,
                 "False",
                 "Promoting",
                 f"promotion attempt {current.attempt} in state {state.value}; still serving"
@@ -375,27 +377,27 @@ def conditions(current: PromotionStatus, decision: Decision | None) -> list[cond
     if decision is not None:
         metrics = decision.metrics_condition()
         out.append(
-            conditions_.Condition(
+            status_.Condition(
                 metrics["type"], metrics["status"], metrics["reason"], metrics["message"]
             )
         )
         if state is State.RECOMMENDED:
             out.append(
-                conditions_.Condition(
-                    conditions_.PROMOTION_RECOMMENDED, "True", current.reason, current.message
+                status_.Condition(
+                    status_.PROMOTION_RECOMMENDED, "True", current.reason, current.message
                 )
             )
         elif state in (State.IDLE, State.ROLLED_BACK):
             out.append(
-                conditions_.Condition(
-                    conditions_.PROMOTION_RECOMMENDED, "False", decision.reason, decision.message
+                status_.Condition(
+                    status_.PROMOTION_RECOMMENDED, "False", decision.reason, decision.message
                 )
             )
     return out
 
 
 def conditions_differ(
-    live: Sequence[Mapping[str, Any]], wanted: Sequence[conditions_.Condition]
+    live: Sequence[Mapping[str, Any]], wanted: Sequence[status_.Condition]
 ) -> bool:
     """Whether any wanted condition is missing or different in `live` (another status
     writer may have put back an older copy)."""
