@@ -179,9 +179,14 @@ def parse_json_object(field: str, raw: str | bytes) -> JsonObject:
     return json_object(field, value)
 
 
+#: `json.dumps` with these options builds a new encoder per call; one shared (stateless) encoder
+#: gives the same text for less.
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
 def dump_json(value: JsonValue) -> str:
     """The canonical compact text SQLite stores (sorted keys, no spaces, UTF-8 as is)."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return _CANONICAL.encode(value)
 
 
 def vector(field: str, value: object, dimension: int) -> tuple[float, ...]:

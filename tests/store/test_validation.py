@@ -176,3 +176,21 @@ def test_json_text_parsing_refuses_what_jsonb_would_change() -> None:
     with pytest.raises(ValidationError, match="JSON object"):
         parse_json_object("payload", "[1, 2]")
     assert parse_json_object("payload", b'{"a": [1, 2.5, "\\u00e9"]}') == {"a": [1, 2.5, "é"]}
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {},
+        {"b": 1, "a": {"d": [3, {"z": None, "y": True}], "c": "é \u2028 \U0001f600"}},
+        {"f": 0.1, "big": 10000000000000000, "neg": -2.5e-300, "s": 'quote " and \\ slash /'},
+    ],
+)
+def test_dump_json_is_the_canonical_text(value: dict[str, Any]) -> None:
+    import json
+
+    from liteshift.store.validation import dump_json
+
+    text = dump_json(value)
+    assert text == json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    assert json.loads(text) == value
