@@ -376,3 +376,50 @@ def test_a_sidecar_killed_mid_copy_is_asked_again_and_promotes(
         source = scan(snapshot, DOMAIN_TABLES).checksums
     report = verify(postgres_dsn, source, DOMAIN_TABLES)
     assert report.ok, report
+
+
+@pytest.mark.slow
+def test_policy_manual_recommends_then_the_annotation_promotes(
+    bare_cluster: Cluster,
+    sidecar: SidecarProcess,
+    prometheus: PrometheusServer,
+    postgres_dsn: str,
+) -> None:
+    cluster = bare_cluster
+    settings = PromotionSettings(sidecar_url=sidecar.url, evaluation_interval=1.0)
+    create_datastore(
+        cluster,
+        "shop",
+        postgres_dsn,
+        promotion={
+            "policy": "manual",
+            "prometheus": {"url": prometheus.url},
+            "window": "10s",
+            "thresholds": {"lockWaitP95Seconds": 0.000001},
+        },
+    )
+    with WriteLoad(sidecar.url, threads=4) as load, operator_with(cluster, settings):
+        wait_for(lambda: promotion(cluster, "shop").get("state") == "Recommended", timeout=120,
+                 message="Recommended")  # fmt: skip
+        recommended = condition(cluster, "shop", "PromotionRecommended")
+        assert (recommended["status"], recommended["reason"]) == ("True", "CriteriaSustained")
+        assert "liteshift.io/promote=now" in recommended["message"]
+        metrics = condition(cluster, "shop", "MetricsAvailable")
+        assert (metrics["status"], metrics["reason"]) == ("True", "QueriesAnswered")
+        wait_for(lambda: events(cluster, "shop", "PromotionRecommended"), message="the Event")
+        time.sleep(3)  # policy manual: a recommendation stays one
+        assert promotion(cluster, "shop")["state"] == "Recommended"
+        assert httpx.get(f"{sidecar.url}/admin/promotion", headers=ADMIN).json()["state"] == "Idle"
+        cluster.patch(
+            "Datastore", "shop", {"metadata": {"annotations": {"liteshift.io/promote": "now"}}}
+        )
+        wait_for(lambda: promotion(cluster, "shop").get("state") in ("Promoted", "RolledBack"),
+                 timeout=120, message="the outcome")  # fmt: skip
+        load.wait_for_writes(20)
+    done = promotion(cluster, "shop")
+    assert done["state"] == "Promoted", done
+    assert done["trigger"] == "annotation"
+    assert "recommendedAt" in done
+    assert load.failures == []
+    for table, acked in load.acked.items():
+        assert set(acked) <= postgres_ids(postgres_dsn, table), table
