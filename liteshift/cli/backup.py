@@ -195,15 +195,32 @@ def verify(path: Path, full: bool) -> None:
 )
 @click.option("--force", is_flag=True, help="Replace an existing database (never one in use).")
 @click.option("--full-check", is_flag=True, help="integrity_check the restored file.")
-def restore(path: Path, db_url: str, force: bool, full_check: bool) -> None:
+@click.option(
+    "--as-sqlite-primary",
+    is_flag=True,
+    help="A backup taken after a promotion to Postgres: remove its promoted marker so SQLite "
+    "is the primary again (writes made on Postgres since the cutover are not in it).",
+)
+def restore(
+    path: Path, db_url: str, force: bool, full_check: bool, as_sqlite_primary: bool
+) -> None:
     """Restore the backup at PATH into --db, verified before and checked after."""
     with _progress(_err_console()) as progress:
-        result = restore_backup(path, db_url, force=force, full_check=full_check, progress=progress)
-    rows = sum(result.row_counts.get(t, 0) for t in result.manifest.row_counts)
+        result = restore_backup(
+            path,
+            db_url,
+            force=force,
+            full_check=full_check,
+            as_sqlite_primary=as_sqlite_primary,
+            progress=progress,
+        )
+    rows = sum(result.manifest.row_counts.values())
     click.echo(
         f"restored {result.manifest.id} into {result.target}: {result.check} ok, "
         f"{rows} rows in {len(result.manifest.row_counts)} tables match the manifest"
     )
+    if result.promotion is not None:
+        click.echo(result.promotion.describe())
 
 
 @backup.command()

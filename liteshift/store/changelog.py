@@ -26,6 +26,10 @@ domain tables move to Postgres.
 After cutover `mark_promoted` writes the marker, removes the capture triggers and installs
 BEFORE triggers that refuse every write to a domain table: a promoted file is the rollback
 point and must not diverge from what was promoted.
+
+A file restored from a backup taken during or after a promotion carries all of this along:
+`file_state` says what is there, and `remove_all` turns the file back into a plain SQLite
+primary (the fence too, only when asked: that undoes a cutover, the manual rollback).
 """
 
 from __future__ import annotations
@@ -68,12 +72,16 @@ class CaptureMeta:
     target: str | None
 
 
+CAPTURE_PREFIX = "_liteshift_capture_"
+FENCE_PREFIX = "_liteshift_promoted_"
+
+
 def _trigger_name(spec: TableSpec, op: str) -> str:
-    return f"_liteshift_capture_{spec.name}_{op}"
+    return f"{CAPTURE_PREFIX}{spec.name}_{op}"
 
 
 def _fence_name(spec: TableSpec, op: str) -> str:
-    return f"_liteshift_promoted_{spec.name}_{op}"
+    return f"{FENCE_PREFIX}{spec.name}_{op}"
 
 
 def _capture_ddl(spec: TableSpec) -> list[str]:
@@ -304,6 +312,103 @@ def remove(path: str, tables: Sequence[TableSpec] = DOMAIN_TABLES, *, keep_meta:
                 conn.execute(f"DROP TABLE IF EXISTS {META}")
     except apsw.Error as exc:
         raise _sqlite_error(path, exc) from exc
+
+
+@dataclass(frozen=True)
+class CaptureState:
+    """What an online promotion left in a SQLite file (`file_state`)."""
+
+    meta: CaptureMeta | None
+    #: `_liteshift_capture_*` triggers (logging every write to `_liteshift_changes`).
+    capture_triggers: int
+    #: `_liteshift_promoted_*` triggers (refusing every write: the promoted fence).
+    fence_triggers: int
+    #: Rows in `_liteshift_changes`; None when the table does not exist.
+    pending_changes: int | None
+
+    @property
+    def promoted(self) -> bool:
+        """The file carries the promoted marker or its fence: it is a rollback point."""
+        return (self.meta is not None and self.meta.promoted_at is not None) or bool(
+            self.fence_triggers
+        )
+
+    @property
+    def present(self) -> bool:
+        """Anything at all of a promotion is in the file."""
+        return (
+            self.meta is not None
+            or self.capture_triggers > 0
+            or self.fence_triggers > 0
+            or self.pending_changes is not None
+        )
+
+
+def _like_prefix(prefix: str) -> str:
+    return prefix.replace("\\", "\\\\").replace("_", "\\_").replace("%", "\\%") + "%"
+
+
+def _triggers(conn: apsw.Connection, prefix: str) -> list[str]:
+    # By name, not from DOMAIN_TABLES: a file written by another liteshift version may have
+    # captured other tables, and every trigger of ours must go.
+    return [
+        str(name)
+        for (name,) in conn.execute(
+            "SELECT name FROM sqlite_schema WHERE type = 'trigger' AND name LIKE ? ESCAPE '\\'",
+            (_like_prefix(prefix),),
+        )
+    ]
+
+
+def _quote_any(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _state(conn: apsw.Connection) -> tuple[CaptureState, list[str]]:
+    has_changes = conn.execute(
+        "SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = ?", (CHANGES,)
+    ).fetchone()
+    pending = int(conn.execute(f"SELECT count(*) FROM {CHANGES}").get) if has_changes else None
+    capture = _triggers(conn, CAPTURE_PREFIX)
+    fence = _triggers(conn, FENCE_PREFIX)
+    return CaptureState(_meta(conn), len(capture), len(fence), pending), capture + fence
+
+
+def file_state(path: str) -> CaptureState:
+    """What of an online promotion the file at `path` holds (read-only); raises StoreUnavailable."""
+    conn = sqlite_connect(path, create=False, query_only=True)
+    try:
+        with conn:
+            state, _ = _state(conn)
+    except apsw.Error as exc:
+        raise _sqlite_error(path, exc) from exc
+    finally:
+        conn.close()
+    return state
+
+
+def remove_all(path: str, *, promoted: bool) -> CaptureState:
+    """Make the file at `path` a plain SQLite primary again; returns what was removed.
+
+    Drops every capture trigger, the changelog and the meta table — and, only when
+    `promoted` is True, the promoted marker's fence triggers. Without `promoted` a promoted
+    file is refused (StoreUnavailable): undoing a cutover must be asked for explicitly,
+    because writes made on the Postgres target since then are not in this file. For files
+    that are not live (a restored copy, or a stopped store: the manual rollback). One write
+    transaction; idempotent.
+    """
+    try:
+        with write_transaction(path) as conn:
+            state, triggers = _state(conn)
+            if state.promoted and not promoted:
+                raise StoreUnavailable(f"sqlite file {path}", PROMOTED_MESSAGE)
+            for name in triggers:
+                conn.execute(f"DROP TRIGGER IF EXISTS {_quote_any(name)}")
+            conn.execute(f"DROP TABLE IF EXISTS {CHANGES}")
+            conn.execute(f"DROP TABLE IF EXISTS {META}")
+    except apsw.Error as exc:
+        raise _sqlite_error(path, exc) from exc
+    return state
 
 
 def mark_promoted(

@@ -9,6 +9,9 @@ from click.testing import CliRunner, Result
 
 from liteshift.backup.manifest import MANIFEST_NAME
 from liteshift.cli import main
+from liteshift.promotion.online import OnlinePromotion, promoted_marker
+from liteshift.store import open_store
+from liteshift.store.models import MessageIn
 from tests.backup.conftest import flip_byte, make_store_file
 
 
@@ -117,3 +120,49 @@ def test_user_mistakes_are_one_line_errors(tmp_path: Path) -> None:
         assert message in result.stderr
         assert result.stderr.startswith("error: ")
         assert "Traceback" not in result.output
+
+
+def test_rollback_after_cutover_by_backup_and_restore_as_sqlite_primary(
+    tmp_path: Path, postgres_dsn: str
+) -> None:
+    """The manual rollback of docs/promotion.md, step by step, on a really promoted file."""
+    db = tmp_path / "liteshift.db"
+    store = open_store(f"sqlite://{db}", migrate=True, vector_dimension=3)
+    try:
+        kept = store.create_message(MessageIn(conversation_id="c", role="user", content="kept"))
+    finally:
+        store.close()
+    promotion = OnlinePromotion(str(db), postgres_dsn)
+    promotion.prepare()
+    promotion.finish()
+    marker = promoted_marker(str(db))
+    assert marker is not None
+
+    created = run(
+        "backup", "create", "--db", f"sqlite://{db}", "--dest", str(tmp_path / "b"), "--json"
+    )
+    assert created.exit_code == 0, created.output
+    directory = tmp_path / "b" / json.loads(created.stdout)["id"]
+    refused = run("backup", "restore", str(directory), "--db", f"sqlite://{db}", "--force")
+    assert refused.exit_code == 1
+    assert "error: refusing to restore into" in refused.stderr
+    assert "pass --as-sqlite-primary" in refused.stderr and "Traceback" not in refused.output
+    assert promoted_marker(str(db)) == marker  # untouched
+
+    restored = run(
+        "backup", "restore", str(directory), "--db", f"sqlite://{db}", "--force",
+        "--as-sqlite-primary",
+    )  # fmt: skip
+    assert restored.exit_code == 0, restored.output
+    assert (
+        f"promoted marker removed: SQLite is the primary again (it was promoted to {marker.target}"
+        in restored.stdout
+    )
+    assert promoted_marker(str(db)) is None  # `liteshift serve` serves the file again
+    store = open_store(f"sqlite://{db}", vector_dimension=3)
+    try:
+        assert store.get_message(kept.id).content == "kept"
+        again = store.create_message(MessageIn(conversation_id="c", role="user", content="new"))
+        assert store.get_message(again.id).content == "new"
+    finally:
+        store.close()

@@ -249,3 +249,76 @@ def test_the_knn_index_keeps_answering_after_capture_is_installed(
         store.close()
     # Only the base table is captured, never the derived index tables.
     assert _changes(path) == [("embeddings", b.id), ("embeddings", a.id)]
+
+
+def _liteshift_objects(path: Path) -> set[str]:
+    conn = sqlite_connect(str(path), create=False, query_only=True)
+    try:
+        return {
+            str(r[0])
+            for r in conn.execute("SELECT name FROM sqlite_schema WHERE name LIKE '%liteshift%'")
+        }
+    finally:
+        conn.close()
+
+
+def test_file_state_tells_plain_captured_and_promoted_files_apart(db: Path) -> None:
+    plain = changelog.file_state(str(db))
+    assert not plain.present and not plain.promoted
+    changelog.install(str(db))
+    store = open_store(f"sqlite://{db}", vector_dimension=DIM)
+    try:
+        store.create_message(MessageIn(conversation_id="c", role="user", content="x"))
+    finally:
+        store.close()
+    captured = changelog.file_state(str(db))
+    assert captured.present and not captured.promoted
+    assert captured.capture_triggers == 3 * len(DOMAIN_TABLES)
+    assert captured.fence_triggers == 0 and captured.pending_changes == 1
+    with changelog.write_transaction(str(db)) as conn:
+        changelog.mark_promoted(conn, "postgresql://u:***@h/db")
+    promoted = changelog.file_state(str(db))
+    assert promoted.promoted and promoted.capture_triggers == 0
+    assert promoted.fence_triggers == 3 * len(DOMAIN_TABLES)
+    assert promoted.meta is not None and promoted.meta.target == "postgresql://u:***@h/db"
+
+
+def test_remove_all_drops_a_capture_and_the_store_stops_logging(db: Path) -> None:
+    changelog.install(str(db))
+    changelog.set_copy_target(str(db), "postgresql://u:***@h/db")
+    store = open_store(f"sqlite://{db}", vector_dimension=DIM)
+    try:
+        store.create_message(MessageIn(conversation_id="c", role="user", content="x"))
+    finally:
+        store.close()
+    removed = changelog.remove_all(str(db), promoted=False)
+    assert removed.pending_changes == 1 and removed.capture_triggers == 3 * len(DOMAIN_TABLES)
+    # The meta row goes too: nothing in the file claims a target as filled by its copy.
+    assert _liteshift_objects(db) == set()
+    assert changelog.remove_all(str(db), promoted=False) == changelog.CaptureState(None, 0, 0, None)
+    store = open_store(f"sqlite://{db}", vector_dimension=DIM)
+    try:
+        store.create_message(MessageIn(conversation_id="c", role="user", content="y"))
+    finally:
+        store.close()
+    assert _liteshift_objects(db) == set()
+
+
+def test_remove_all_undoes_a_promotion_only_when_asked(db: Path) -> None:
+    changelog.install(str(db))
+    with changelog.write_transaction(str(db)) as conn:
+        changelog.mark_promoted(conn, "postgresql://u:***@h/db")
+    with pytest.raises(StoreUnavailable, match="promoted to Postgres"):
+        changelog.remove_all(str(db), promoted=False)
+    assert changelog.file_state(str(db)).promoted  # the refusal changed nothing
+    removed = changelog.remove_all(str(db), promoted=True)
+    assert removed.promoted and removed.meta is not None
+    assert removed.meta.promoted_at is not None
+    assert _liteshift_objects(db) == set()
+    store = open_store(f"sqlite://{db}", vector_dimension=DIM)
+    try:  # the fence is gone: the file takes writes as a SQLite primary again
+        message = store.create_message(MessageIn(conversation_id="c", role="user", content="x"))
+        assert store.get_message(message.id).content == "x"
+        store.advance_cursor("w", None, "1")
+    finally:
+        store.close()
