@@ -112,6 +112,52 @@ def jsonb_text(value: Any) -> str:
     return text
 
 
+def _jsonb_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # Ordering each object as the parser builds it spares `jsonb_text` a second walk.
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        raise _Unclean
+    if len(obj) < 2:
+        return obj
+    if all(map(str.isascii, obj)):
+        keys = sorted(sorted(obj), key=len)
+    else:
+        keys = sorted(obj, key=_jsonb_key)
+    return {k: obj[k] for k in keys}
+
+
+class _Unclean(ValueError):
+    pass
+
+
+def _unclean(token: str) -> Any:
+    raise _Unclean
+
+
+_CLEAN_DECODER = json.JSONDecoder(
+    object_pairs_hook=_jsonb_object, parse_constant=_unclean, parse_float=numeric_token
+)
+
+
+def clean_jsonb_text(raw: str) -> str | None:
+    """`jsonb_text(parse_json(raw))` for JSON text jsonb stores unchanged, else None.
+
+    None for invalid JSON, duplicate object keys (jsonb keeps only the last), NaN/Infinity,
+    `\\u0000` escapes and numbers outside numeric's range: the loose-data scan's fast path,
+    whose checked path then says what is wrong. (Lone surrogate escapes pass here and fail
+    when the row text is encoded to UTF-8.)
+    """
+    if "\\u0000" in raw:
+        return None
+    try:
+        text = _ENCODER.encode(_CLEAN_DECODER.decode(raw))
+    except (ValueError, RecursionError):
+        return None
+    if _ENCODED_OPEN in text:
+        text = text.replace(_ENCODED_OPEN, "").replace(_ENCODED_CLOSE, "")
+    return text
+
+
 def vector_hex(blob: bytes) -> str:
     """A little-endian float32 BLOB as Postgres `float4send` hex of each element."""
     count = len(blob) // 4

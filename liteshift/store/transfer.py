@@ -142,6 +142,10 @@ _CANONICAL_TS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
 _D2 = "[0-9][0-9]"
 _TS_GLOB = f"{_D2}{_D2}-{_D2}-{_D2}T{_D2}:{_D2}:{_D2}.{_D2}{_D2}{_D2}Z"
 
+#: Does a text have the canonical form (`canonical_timestamp`'s fast path, which also checks
+#: the date is real)? A match object or None.
+is_canonical_timestamp_text = _CANONICAL_TS.match
+
 
 def canonical_timestamp(raw: str) -> str | None:
     """The store's fixed-width UTC text for a timestamp text, or None if it is not one.

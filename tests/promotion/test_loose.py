@@ -15,10 +15,11 @@ import psycopg
 import pytest
 
 from liteshift.promotion.errors import LooseData
-from liteshift.promotion.loose import scan
+from liteshift.promotion.loose import LooseDataReport, RowChecker, fast_row, scan
 from liteshift.promotion.offline import promote_offline
+from liteshift.store.checksum import SEPARATOR
 from liteshift.store.migrations import migrations_dir
-from liteshift.store.transfer import DOMAIN_TABLES, SqliteSnapshot
+from liteshift.store.transfer import DOMAIN_TABLES, SqliteSnapshot, TableSpec
 
 TS = "2026-01-01T00:00:00.000000Z"
 
@@ -124,8 +125,8 @@ def test_promotion_refuses_loose_data_before_any_row_moves(
         'UPDATE events SET payload = \'{"k":1,"k":1}\' WHERE rowid = 7'
     )
     keys = {
-        "messages": conn.execute("SELECT id FROM messages WHERE rowid = 5").fetchone()[0],
-        "events": conn.execute("SELECT id FROM events WHERE rowid = 7").fetchone()[0],
+        "messages": conn.execute("SELECT id FROM messages WHERE rowid = 5").fetchall()[0][0],
+        "events": conn.execute("SELECT id FROM events WHERE rowid = 7").fetchall()[0][0],
     }
     conn.close()
 
@@ -143,3 +144,69 @@ def test_promotion_refuses_loose_data_before_any_row_moves(
     with psycopg.connect(postgres_dsn) as pg:
         for spec in DOMAIN_TABLES:
             assert pg.execute(f"SELECT count(*) FROM {spec.name}").fetchone() == (0,)
+
+
+def _checked_text(spec: TableSpec, values: tuple[object, ...]) -> bytes | None:
+    types = [
+        {str: "text", bytes: "blob", int: "integer", float: "real", type(None): "null"}[type(v)]
+        for v in values
+    ]
+    canonical = RowChecker(spec).check(types, values, LooseDataReport())
+    return None if canonical is None else SEPARATOR.join(canonical).encode("utf-8")
+
+
+_TABLES = {spec.name: spec for spec in DOMAIN_TABLES}
+_VEC = struct.pack("<3f", 0.1, -2.5, 3e38)
+
+
+@pytest.mark.parametrize(
+    ("table", "values"),
+    [
+        ("messages", ("m", "c", "user", None, "fine é ✓", '{"b":1,"a":[1.5,{"dd":1,"c":2}]}', TS)),
+        ("messages", ("m", "c", "user", "ana", "", "{}", TS)),
+        ("messages", ("m", "c", "user", None, "x", '{"é":1,"z":2,"ab":3}', TS)),
+        (
+            "messages",
+            ("m", "c", "user", None, "x", '{"n":1e400,"m":-0.0,"k":12345678901234567890}', TS),
+        ),
+        ("messages", ("m", "c", "user", None, "x", '{"a":1,"a":2}', TS)),
+        ("messages", ("m", "c", "user", None, "x", '{"a":NaN}', TS)),
+        ("messages", ("m", "c", "user", None, "x", '{"a":"\\u0000"}', TS)),
+        ("messages", ("m", "c", "user", None, "x", '{"a":"\\ud800"}', TS)),
+        ("messages", ("m", "c", "user", None, "x", '{"a":1e999999}', TS)),
+        ("messages", ("m", "c", "user", None, "x", "[1,", TS)),
+        ("messages", ("m", "c", "user", None, "a\x00b", "{}", TS)),
+        ("messages", ("m", "c", "user", None, 7, "{}", TS)),
+        ("messages", ("m", "c", "user", None, None, "{}", TS)),
+        ("messages", ("m", "c", "user", None, "x", "{}", "2026-02-30T00:00:00.000000Z")),
+        ("messages", ("m", "c", "user", None, "x", "{}", "2026-01-01T02:00:00+02:00")),
+        ("messages", ("m", "c", "user", None, "x", "{}", "2026-01-01T00:00:00")),
+        ("messages", ("m", "c", "user", None, "x", "{}", TS + "\n")),
+        ("proposals", ("p", None, "k", "[]", "pending", None, TS, None)),
+        ("proposals", ("p", "c", "k", "[]", "pending", "why", TS, TS)),
+        ("embeddings", ("e", "message", "m", "model", 3, _VEC, TS)),
+        ("embeddings", ("e", "message", "m", "model", 4, _VEC, TS)),
+        ("embeddings", ("e", "message", "m", "model", "3", _VEC, TS)),
+        ("embeddings", ("e", "message", "m", "model", 3, _VEC[:5], TS)),
+        (
+            "embeddings",
+            ("e", "message", "m", "model", 3, struct.pack("<3f", 1, float("inf"), 2), TS),
+        ),
+    ],
+)
+def test_fast_path_is_the_checked_path_or_defers_to_it(
+    table: str, values: tuple[object, ...]
+) -> None:
+    """The scan's specialised row function gives the checked path's exact canonical text for
+    every row it accepts; any row it declines takes the checked path, which reports it."""
+    spec = _TABLES[table]
+    fast = fast_row(spec)((1, *values))
+    checked = _checked_text(spec, values)
+    if fast is not None:
+        assert fast == checked
+    clean = all(isinstance(v, (str, int, bytes)) or v is None for v in values) and "NaN" not in str(
+        values
+    )
+    if checked is not None and clean and "+02:00" not in str(values):
+        # Everything clean in the store's own formats takes the fast path.
+        assert fast is not None, values
