@@ -3,6 +3,10 @@
 Used by the test harness, the benchmarks and `liteshift demo`. `initdb` refuses to run as root,
 so as root the data directory belongs to the unprivileged `postgres` user (created by the Debian
 package) and every server command runs through `runuser`.
+
+A server never outlives the process that started it (`liteshift.local.owner`): a watchdog
+stops it and removes its directory when that process dies, even by SIGKILL, and every start
+first stops the servers whose owner is dead.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 import glob
 import os
 import pwd
+import shlex
 import shutil
 import subprocess
 import tempfile
@@ -20,10 +25,12 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
+from liteshift.local import owner
 from liteshift.local.errors import LocalServerError
 from liteshift.local.ports import free_port, wait_for_port
 
 SUPERUSER = "liteshift"
+DIR_PREFIX = "liteshift-pg-"
 
 
 def create_database(admin_dsn: str, prefix: str = "liteshift_test") -> str:
@@ -78,6 +85,7 @@ class PostgresServer:
     bindir: Path
     run_as: str | None
     settings: dict[str, str] = field(default_factory=dict)
+    watchdog: owner.Watchdog | None = None
 
     @property
     def admin_dsn(self) -> str:
@@ -94,11 +102,12 @@ class PostgresServer:
         drop_database(self.admin_dsn, dsn)
 
     def _cmd(self, *args: str) -> list[str]:
-        cmd = [str(self.bindir / args[0]), *args[1:]]
-        return ["runuser", "-u", self.run_as, "--", *cmd] if self.run_as else cmd
+        return _server_cmd(self.bindir, self.run_as, *args)
 
     def stop(self, mode: str = "immediate") -> None:
         """Stop the server (immediately by default: it is throwaway) and delete its data."""
+        if self.watchdog is not None:
+            self.watchdog.disarm()
         subprocess.run(
             self._cmd("pg_ctl", "-D", str(self.datadir), "-m", mode, "-w", "stop"),
             capture_output=True,
@@ -117,6 +126,31 @@ class PostgresServer:
     def resume(self) -> None:
         """Start a paused server again on the same port."""
         _pg_ctl_start(self)
+
+
+def _server_cmd(bindir: Path, run_as: str | None, *args: str) -> list[str]:
+    cmd = [str(bindir / args[0]), *args[1:]]
+    return ["runuser", "-u", run_as, "--", *cmd] if run_as else cmd
+
+
+def _stop_command(bindir: Path, run_as: str | None, base: Path) -> list[str]:
+    return _server_cmd(
+        bindir, run_as, "pg_ctl", "-D", str(base / "data"), "-m", "immediate", "-w", "stop"
+    )
+
+
+def reap_orphans() -> list[Path]:
+    """Stop and delete every throwaway server whose owner process is dead; return their dirs."""
+    reaped = owner.orphans(DIR_PREFIX)
+    if not reaped:
+        return []
+    bindir = find_bindir()
+    run_as = _unprivileged_user()
+    for base in reaped:
+        if (base / "data" / "postmaster.pid").exists():
+            subprocess.run(_stop_command(bindir, run_as, base), capture_output=True, check=False)
+        shutil.rmtree(base, ignore_errors=True)
+    return reaped
 
 
 def _pg_ctl_start(server: PostgresServer) -> None:
@@ -155,7 +189,9 @@ def start_postgres(
     """
     bindir = find_bindir()
     run_as = _unprivileged_user()
-    base = Path(tempfile.mkdtemp(prefix="liteshift-pg-"))
+    reap_orphans()
+    base = Path(tempfile.mkdtemp(prefix=DIR_PREFIX))
+    owner.write_owner(base)
     datadir = base / "data"
     datadir.mkdir()
     if run_as:
@@ -197,5 +233,15 @@ def start_postgres(
     if init.returncode != 0:
         shutil.rmtree(base, ignore_errors=True)
         raise LocalServerError("postgres", f"initdb failed: {init.stderr.strip()[-1000:]}")
-    _pg_ctl_start(server)
+    # Armed before the server exists: dying during the start leaves nothing behind either.
+    server.watchdog = owner.start_watchdog(
+        shlex.join(_stop_command(bindir, run_as, base))
+        + " >/dev/null 2>&1; rm -rf -- "
+        + shlex.quote(str(base))
+    )
+    try:
+        _pg_ctl_start(server)
+    except BaseException:
+        server.stop()
+        raise
     return server
