@@ -3,11 +3,19 @@
 Used by the sidecar's metrics tests, the promotion engine's tests and the demo: it scrapes the
 given targets every `scrape_interval` and answers PromQL through its HTTP API. Its TSDB lives in
 a temporary directory removed by `stop()`.
+
+Like the throwaway Postgres, it never outlives the process that started it
+(`liteshift.local.owner`): a watchdog ends it when that process dies, even by SIGKILL, and
+every start ends those whose owner is dead.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+import shlex
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -18,10 +26,13 @@ from typing import Any
 import httpx
 import yaml
 
+from liteshift.local import owner
 from liteshift.local.errors import LocalServerError
 from liteshift.local.ports import free_port
 
 DEFAULT_BINARY = "/usr/bin/prometheus"
+DIR_PREFIX = "liteshift-prom-"
+PID_FILE = "prometheus.pid"
 
 
 @dataclass
@@ -31,6 +42,7 @@ class PrometheusServer:
     port: int
     workdir: Path
     process: subprocess.Popen[bytes]
+    watchdog: owner.Watchdog | None = None
 
     @property
     def url(self) -> str:
@@ -71,6 +83,8 @@ class PrometheusServer:
 
     def stop(self) -> None:
         """Terminate the server and delete its data directory."""
+        if self.watchdog is not None:
+            self.watchdog.disarm()
         if self.process.poll() is None:
             self.process.terminate()
             try:
@@ -112,6 +126,34 @@ def write_config(
     path.write_text(yaml.safe_dump(config, sort_keys=False))
 
 
+def _ours(pid: int, workdir: Path) -> bool:
+    # The pid file may name a pid reused since: only a process started on this workdir is ours.
+    try:
+        return str(workdir).encode() in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+
+
+def reap_orphans() -> list[Path]:
+    """End and delete every throwaway Prometheus whose owner process is dead; return their dirs."""
+    reaped = owner.orphans(DIR_PREFIX)
+    for workdir in reaped:
+        with contextlib.suppress(OSError, ValueError):
+            pid = int((workdir / PID_FILE).read_text())
+            if _ours(pid, workdir):
+                os.kill(pid, signal.SIGKILL)  # a throwaway TSDB: nothing to shut down cleanly
+        shutil.rmtree(workdir, ignore_errors=True)
+    return reaped
+
+
+def _kill_script(pid: int, workdir: Path) -> str:
+    quoted = shlex.quote(str(workdir))
+    return (
+        f"if grep -qaF -- {quoted} /proc/{pid}/cmdline 2>/dev/null; then kill -9 {pid}; fi; "
+        f"rm -rf -- {quoted}"
+    )
+
+
 def start_prometheus(
     targets: list[str],
     *,
@@ -124,7 +166,9 @@ def start_prometheus(
     """Start Prometheus on a free loopback port scraping `targets`; return once it is ready."""
     if not Path(binary).exists() and shutil.which(binary) is None:
         raise LocalServerError("prometheus", f"{binary} not found (Debian package `prometheus`)")
-    workdir = Path(tempfile.mkdtemp(prefix="liteshift-prom-"))
+    reap_orphans()
+    workdir = Path(tempfile.mkdtemp(prefix=DIR_PREFIX))
+    owner.write_owner(workdir)
     config = workdir / "prometheus.yml"
     write_config(
         config,
@@ -149,12 +193,18 @@ def start_prometheus(
         cwd=workdir,
     )
     log.close()
-    server = PrometheusServer(port=port, workdir=workdir, process=process)
+    (workdir / PID_FILE).write_text(str(process.pid))
+    server = PrometheusServer(
+        port=port,
+        workdir=workdir,
+        process=process,
+        watchdog=owner.start_watchdog(_kill_script(process.pid, workdir)),
+    )
     deadline = time.monotonic() + ready_timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
             tail = (workdir / "prometheus.log").read_text(errors="replace")[-2000:]
-            shutil.rmtree(workdir, ignore_errors=True)
+            server.stop()
             raise LocalServerError("prometheus", f"exited with {process.returncode}: {tail}")
         try:
             if httpx.get(f"{server.url}/-/ready", timeout=1).status_code == 200:
