@@ -23,7 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 import struct
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -112,6 +112,12 @@ def jsonb_text(value: Any) -> str:
     return text
 
 
+#: Key order of objects already seen, by their keys in text order: a table's JSON objects
+#: mostly share a few key sets, so most objects are reordered without sorting.
+_KEY_ORDER: dict[tuple[str, ...], list[str]] = {}
+_KEY_ORDER_MAX = 4096
+
+
 def _jsonb_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     # Ordering each object as the parser builds it spares `jsonb_text` a second walk.
     obj = dict(pairs)
@@ -119,10 +125,16 @@ def _jsonb_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
         raise _Unclean
     if len(obj) < 2:
         return obj
-    if all(map(str.isascii, obj)):
-        keys = sorted(sorted(obj), key=len)
-    else:
-        keys = sorted(obj, key=_jsonb_key)
+    seen = tuple(obj)
+    keys = _KEY_ORDER.get(seen)
+    if keys is None:
+        if all(map(str.isascii, seen)):
+            keys = sorted(sorted(seen), key=len)
+        else:
+            keys = sorted(seen, key=_jsonb_key)
+        if len(_KEY_ORDER) >= _KEY_ORDER_MAX:
+            _KEY_ORDER.clear()
+        _KEY_ORDER[seen] = keys
     return {k: obj[k] for k in keys}
 
 
@@ -137,6 +149,24 @@ def _unclean(token: str) -> Any:
 _CLEAN_DECODER = json.JSONDecoder(
     object_pairs_hook=_jsonb_object, parse_constant=_unclean, parse_float=numeric_token
 )
+#: The C scanner and encoder, called directly: `JSONDecoder.decode` and `JSONEncoder.encode`
+#: add two Python frames and build a new C encoder on every call.
+_SCAN = _CLEAN_DECODER.scan_once  # type: ignore[attr-defined]
+_ENCODE: Callable[[Any, int], Sequence[str]] = (
+    json.encoder.c_make_encoder(  # type: ignore[attr-defined]
+        None,
+        _ENCODER.default,
+        json.encoder.encode_basestring,
+        None,
+        _ENCODER.key_separator,
+        _ENCODER.item_separator,
+        False,
+        False,
+        True,
+    )
+    if json.encoder.c_make_encoder is not None  # type: ignore[attr-defined]
+    else lambda value, level: [_ENCODER.encode(value)]
+)
 
 
 def clean_jsonb_text(raw: str) -> str | None:
@@ -150,7 +180,14 @@ def clean_jsonb_text(raw: str) -> str | None:
     if "\\u0000" in raw:
         return None
     try:
-        text = _ENCODER.encode(_CLEAN_DECODER.decode(raw))
+        try:
+            value, end = _SCAN(raw, 0)
+        except StopIteration:
+            end = -1
+        if end != len(raw):
+            # Leading or trailing whitespace, or not JSON: the full decoder decides.
+            value = _CLEAN_DECODER.decode(raw)
+        text = "".join(_ENCODE(value, 0))
     except (ValueError, RecursionError):
         return None
     if _ENCODED_OPEN in text:

@@ -237,10 +237,10 @@ class SqliteSnapshot:
         self.require(spec)
         columns = ", ".join(_q(c) for c in spec.column_names)
         query = f"SELECT rowid, {columns} FROM {_q(spec.name)}"
+        # The cursor itself, not a generator around it: one Python frame less per row.
         if after_rowid is None:
-            yield from self.conn.execute(query)
-        else:
-            yield from self.conn.execute(query + " WHERE rowid > ?", (after_rowid,))
+            return self.conn.execute(query)
+        return self.conn.execute(query + " WHERE rowid > ?", (after_rowid,))
 
     def typed_row(self, spec: TableSpec, after_rowid: int | None) -> tuple[Any, ...] | None:
         """The first row after `after_rowid` as (rowid, typeof(c1), c1, …), text as bytes.
