@@ -61,6 +61,15 @@ PROMOTED_MESSAGE = (
 _OPS = ("insert", "update", "delete")
 
 
+class PromotedReadOnly(StoreUnavailable):
+    """A write reached a SQLite file that was promoted to Postgres (its fence refused it)."""
+
+    code = "promoted_read_only"
+
+    def __init__(self, target: str) -> None:
+        super().__init__(target, PROMOTED_MESSAGE)
+
+
 @dataclass(frozen=True)
 class CaptureMeta:
     """The `_liteshift_promotion` row."""
@@ -149,7 +158,7 @@ def install(path: str, tables: Sequence[TableSpec] = DOMAIN_TABLES) -> CaptureMe
         with write_transaction(path) as conn:
             existing = _meta(conn)
             if existing is not None and existing.promoted_at is not None:
-                raise StoreUnavailable(f"sqlite file {path}", PROMOTED_MESSAGE)
+                raise PromotedReadOnly(f"sqlite file {path}")
             fresh = not conn.execute(
                 "SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = ?", (CHANGES,)
             ).fetchone()
@@ -305,7 +314,7 @@ def remove(path: str, tables: Sequence[TableSpec] = DOMAIN_TABLES, *, keep_meta:
         with write_transaction(path) as conn:
             meta = _meta(conn)
             if meta is not None and meta.promoted_at is not None:
-                raise StoreUnavailable(f"sqlite file {path}", PROMOTED_MESSAGE)
+                raise PromotedReadOnly(f"sqlite file {path}")
             _drop_capture(conn, tables)
             conn.execute(f"DROP TABLE IF EXISTS {CHANGES}")
             if not keep_meta:
@@ -401,7 +410,7 @@ def remove_all(path: str, *, promoted: bool) -> CaptureState:
         with write_transaction(path) as conn:
             state, triggers = _state(conn)
             if state.promoted and not promoted:
-                raise StoreUnavailable(f"sqlite file {path}", PROMOTED_MESSAGE)
+                raise PromotedReadOnly(f"sqlite file {path}")
             for name in triggers:
                 conn.execute(f"DROP TRIGGER IF EXISTS {_quote_any(name)}")
             conn.execute(f"DROP TABLE IF EXISTS {CHANGES}")
