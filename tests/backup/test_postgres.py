@@ -12,6 +12,7 @@ import pytest
 from liteshift.backup import (
     BackupOptions,
     ChecksumMismatch,
+    InvalidBackupOption,
     RestoreRefused,
     RowCountMismatch,
     create_backup,
@@ -42,7 +43,7 @@ EXPECTED = {"schema_migrations": 2, "messages": 1500, "events": 700, "media.atta
 @pytest.fixture
 def source_dsn(postgres_dsn: str) -> str:
     with psycopg.connect(postgres_dsn, autocommit=True) as conn:
-        conn.execute(SCHEMA)  # type: ignore[arg-type]
+        conn.execute(SCHEMA)
     return postgres_dsn
 
 
@@ -128,3 +129,16 @@ def test_store_on_postgres_round_trips(postgres_dsn: str, empty_dsn: str, tmp_pa
         assert restored.get_message(ids[3]).content == "m3"
     finally:
         restored.close()
+
+
+def test_as_sqlite_primary_is_refused_for_a_postgres_backup(
+    source_dsn: str, empty_dsn: str, tmp_path: Path
+) -> None:
+    manifest = create_backup(source_dsn, tmp_path / "b")
+    with pytest.raises(InvalidBackupOption, match="applies to SQLite backups only"):
+        restore_backup(tmp_path / "b" / manifest.id, empty_dsn, as_sqlite_primary=True)
+    with psycopg.connect(empty_dsn) as conn:  # refused before anything was restored
+        tables = conn.execute(
+            "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"
+        ).fetchone()
+    assert tables == (0,)
