@@ -40,6 +40,7 @@ from typing import Any
 import apsw
 
 from liteshift.store.base import BaseStore, InsertTask, Kind
+from liteshift.store.changelog import PROMOTED_MESSAGE, PromotedReadOnly
 from liteshift.store.connect import sqlite_connect
 from liteshift.store.dbapi import Db, Row, SqliteDb
 from liteshift.store.errors import MigrationError, StoreUnavailable
@@ -555,6 +556,10 @@ class SqliteStore(BaseStore):
             if not plain:
                 conn.execute("ROLLBACK TO liteshift_op")
                 conn.execute("RELEASE liteshift_op")
+            if isinstance(exc, apsw.ConstraintError) and PROMOTED_MESSAGE in str(exc):
+                # The fence a promotion leaves on the file (liteshift.store.changelog): a 503
+                # with its own code, not an unexplained constraint failure.
+                return (False, PromotedReadOnly(f"sqlite file {self.path}"))
             return (False, exc)
         if not plain:
             conn.execute("RELEASE liteshift_op")
