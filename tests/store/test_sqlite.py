@@ -430,3 +430,30 @@ def test_a_lone_writer_does_not_wait_for_company(tmp_path: Path) -> None:
         assert store.batches_committed - before <= 10
     finally:
         store.close()
+
+
+def test_writes_to_a_promoted_file_fail_as_promoted_read_only(tmp_path: Path) -> None:
+    """The fence a promotion leaves (a trigger) refuses every kind of write, alone or in a
+    group of inserts, with the typed error; reads go on."""
+    from liteshift.store import changelog
+    from liteshift.store.models import EventIn
+
+    db = tmp_path / "promoted.db"
+    store = _open(db, batch_max_wait_seconds=0.05)
+    try:
+        kept = store.create_message(MessageIn("c", "u", "before"))
+        changelog.install(str(db))
+        with changelog.write_transaction(str(db)) as conn:
+            changelog.mark_promoted(conn, "postgresql://app:***@db/app")
+        futures = [
+            store.submit(store.create_message, MessageIn("c", "u", str(i))) for i in range(5)
+        ]
+        futures.append(store.submit(store.append_event, EventIn("t", {})))
+        futures.append(store.submit(store.advance_cursor, "etl", None, "p"))
+        for future in futures:
+            error = future.exception(timeout=30)
+            assert isinstance(error, changelog.PromotedReadOnly), error
+            assert str(db) in str(error)
+        assert store.list_messages(conversation_id="c").items == (kept,)
+    finally:
+        store.close()
