@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import os
 import time
 from collections.abc import Callable, Mapping
@@ -39,6 +40,7 @@ from liteshift.admin_client import (
     SidecarRefused,
     SidecarUnreachable,
 )
+from liteshift.errors import LiteshiftError
 from liteshift.operator import provision, status
 from liteshift.operator.handlers.backups import AdminTokenMissing, read_admin_token
 from liteshift.operator.handlers.runtime import runtime
@@ -112,9 +114,10 @@ class PromotionSettings:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> PromotionSettings:
+        """From the operator's environment; raises BadOperatorSetting."""
         env = os.environ if environ is None else environ
         return cls(
-            evaluation_interval=float(env.get("LITESHIFT_PROMOTION_INTERVAL") or 30.0),
+            evaluation_interval=_seconds(env, "LITESHIFT_PROMOTION_INTERVAL", 30.0),
             prometheus_url=env.get("LITESHIFT_PROMETHEUS_URL") or None,
             sidecar_url=env.get("LITESHIFT_SIDECAR_URL") or None,
         )
@@ -129,6 +132,25 @@ class PromotionSettings:
         return PrometheusAPI(url) if url else None
 
 
+class BadOperatorSetting(LiteshiftError):
+    """An operator environment variable that cannot be used."""
+
+    code = "bad_operator_setting"
+
+
+def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
+    text = env.get(name)
+    if not text:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value <= 0:
+        raise BadOperatorSetting(f"{name}: {text!r} is not a number of seconds above 0")
+    return value
+
+
 def promotion_settings(memo: Any) -> PromotionSettings:
     found = memo.get(PROMOTION_MEMO_KEY)
     if not isinstance(found, PromotionSettings):
@@ -140,7 +162,10 @@ def promotion_settings(memo: Any) -> PromotionSettings:
 @kopf.on.startup()
 def configure_promotion(memo: kopf.Memo, **_: Any) -> None:
     # Built once into the operator-wide memo so every object's memo copy shares it.
-    promotion_settings(memo)
+    try:
+        promotion_settings(memo)
+    except BadOperatorSetting as exc:
+        raise kopf.PermanentError(str(exc)) from None
 
 
 @dataclass

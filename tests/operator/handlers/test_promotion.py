@@ -17,7 +17,8 @@ import pytest
 
 from liteshift.local.ports import free_port
 from liteshift.local.prometheus import start_prometheus
-from liteshift.operator.handlers.promotion import PromotionSettings
+from liteshift.operator.handlers.promotion import BadOperatorSetting, PromotionSettings
+from liteshift.operator.model import Datastore
 from tests.crds.schema import validate
 from tests.operator.cluster import Cluster, wait_for
 from tests.operator.promotion_harness import (
@@ -331,3 +332,31 @@ def test_without_a_declared_postgres_the_promotion_provisions_the_managed_one(
     volumes = {v["name"]: v for v in sts["spec"]["template"]["spec"]["volumes"]}
     assert volumes["postgres-dsn"]["secret"]["secretName"] == "shop-postgres"
     assert len(postgres_ids(postgres_dsn, "messages")) == 5
+
+
+def test_settings_from_the_operator_environment() -> None:
+    def store(spec: dict[str, Any]) -> Datastore:
+        return Datastore.parse({"metadata": {"name": "shop", "namespace": "apps"}, "spec": spec})
+
+    default = PromotionSettings.from_env({})
+    assert default.evaluation_interval == 30.0
+    assert default.url_for(store({})) == "http://shop.apps.svc:8080"
+    assert default.prometheus_for(store({})) is None
+    env = {
+        "LITESHIFT_PROMOTION_INTERVAL": "2.5",
+        "LITESHIFT_PROMETHEUS_URL": "http://prometheus.monitoring:9090",
+        "LITESHIFT_SIDECAR_URL": "http://127.0.0.1:18080/{namespace}/{name}",
+    }
+    settings = PromotionSettings.from_env(env)
+    assert settings.evaluation_interval == 2.5
+    assert settings.url_for(store({})) == "http://127.0.0.1:18080/apps/shop"
+    fallback = settings.prometheus_for(store({}))
+    assert fallback is not None and fallback.url == "http://prometheus.monitoring:9090"
+    own = settings.prometheus_for(store({"promotion": {"prometheus": {"url": "http://p:9090"}}}))
+    assert own is not None and own.url == "http://p:9090"  # the Datastore's own wins
+    for bad in ("abc", "0", "-1", "inf"):
+        with pytest.raises(BadOperatorSetting) as refused:
+            PromotionSettings.from_env({"LITESHIFT_PROMOTION_INTERVAL": bad})
+        assert str(refused.value) == (
+            f"LITESHIFT_PROMOTION_INTERVAL: {bad!r} is not a number of seconds above 0"
+        )
