@@ -8,7 +8,7 @@ transaction covers the whole copy, so a failure leaves the target empty for a re
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from liteshift.promotion.errors import TargetNotEmpty
@@ -41,16 +41,24 @@ def copy_data(
     *,
     batch_rows: int = BATCH_ROWS,
     progress: Progress | None = None,
+    canonical_tables: Collection[str] = (),
 ) -> CopyResult:
     """Copy `tables` from `snapshot` into Postgres at `dsn`; raises TargetNotEmpty,
-    StoreUnavailable."""
+    StoreUnavailable. `canonical_tables`: see `copy_tables`."""
     conn = pg_connect(dsn)
     try:
         counts = target_counts(conn, tables)
         if any(counts.values()):
             raise TargetNotEmpty(counts)
         started = time.perf_counter()
-        rows = copy_tables(snapshot, conn, tables, batch_rows=batch_rows, progress=progress)
+        rows = copy_tables(
+            snapshot,
+            conn,
+            tables,
+            batch_rows=batch_rows,
+            progress=progress,
+            canonical_tables=canonical_tables,
+        )
         return CopyResult(rows, time.perf_counter() - started)
     finally:
         conn.close()

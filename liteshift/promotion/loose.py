@@ -95,6 +95,9 @@ class ScanResult:
     report: LooseDataReport
     #: The SQLite side of the verification, per table, from the scanned snapshot.
     checksums: dict[str, TableChecksum]
+    #: Tables whose every value is already in the form the copy writes (every row took the
+    #: scan's fast path: text, JSON, canonical timestamps): the copy need not check them again.
+    canonical_tables: frozenset[str] = frozenset()
 
 
 class _Problem(Exception):
@@ -242,8 +245,13 @@ def scan(
 ) -> ScanResult:
     """Check every value of every table in the snapshot; compute the source checksums."""
     report = LooseDataReport()
-    checksums = {spec.name: _scan_table(snapshot, spec, report, progress) for spec in tables}
-    return ScanResult(report, checksums)
+    checksums: dict[str, TableChecksum] = {}
+    canonical: set[str] = set()
+    for spec in tables:
+        checksums[spec.name], all_fast = _scan_table(snapshot, spec, report, progress)
+        if all_fast:
+            canonical.add(spec.name)
+    return ScanResult(report, checksums, frozenset(canonical))
 
 
 class RowChecker:
@@ -282,9 +290,11 @@ def _scan_table(
     spec: TableSpec,
     report: LooseDataReport,
     progress: Progress | None,
-) -> TableChecksum:
+) -> tuple[TableChecksum, bool]:
+    """The table's checksum, and whether every row took the fast path."""
     checker = RowChecker(spec)
     fast = fast_row(spec)
+    slow_rows = 0
     md5 = hashlib.md5
     from_bytes = int.from_bytes
     rows = 0
@@ -294,7 +304,8 @@ def _scan_table(
         progress(spec.name, 0, count)
 
     def slow(types: Sequence[str], values: Sequence[Any]) -> None:
-        nonlocal rows, total
+        nonlocal rows, total, slow_rows
+        slow_rows += 1
         canonical = checker.check(types, values, report)
         if canonical is not None:
             rows += 1
@@ -331,7 +342,7 @@ def _scan_table(
     if progress:
         progress(spec.name, done, count)
     report.rows_scanned += done
-    return TableChecksum(spec.name, rows, total % MODULUS)
+    return TableChecksum(spec.name, rows, total % MODULUS), slow_rows == 0
 
 
 #: `fast_row(spec)(row)`: the UTF-8 canonical text of a (rowid, c1, c2, …) row whose values

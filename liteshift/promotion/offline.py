@@ -83,6 +83,7 @@ def promote_offline(
             DOMAIN_TABLES,
             batch_rows=batch_rows,
             progress=(lambda t, d, n: progress("copy", t, d, n)) if progress else None,
+            canonical_tables=report.scan.canonical_tables,
         )
         report.seconds["copy"] = time.perf_counter() - started
 

@@ -309,6 +309,7 @@ class OnlinePromotion:
                     self.tables,
                     batch_rows=self._batch_rows,
                     progress=self._table_progress("copy"),
+                    canonical_tables=scanned.canonical_tables,
                 )
                 report.seconds["copy"] = time.perf_counter() - started
             report.snapshot_position = s0

@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import re
 import struct
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -378,10 +378,14 @@ def copy_tables(
     *,
     batch_rows: int = BATCH_ROWS,
     progress: Progress | None = None,
+    canonical_tables: Collection[str] = (),
 ) -> dict[str, int]:
     """Copy every table of `tables` from the snapshot into Postgres, in ONE transaction.
 
     The caller has checked that the target tables are empty and the data clean (the scan).
+    `canonical_tables` are those the scan found entirely in the copy's own formats
+    (`ScanResult.canonical_tables`): their rows go out as read, without another pass over the
+    snapshot to check the timestamps.
     Returns rows copied per table. Raises StoreUnavailable (the transaction is rolled back).
     """
     copied: dict[str, int] = {}
@@ -397,7 +401,13 @@ def copy_tables(
                 # verification's scan right after does not rewrite every page.
                 conn.execute(sql.SQL("TRUNCATE {}").format(sql.Identifier(spec.name)))
                 copied[spec.name] = _copy_one(
-                    snapshot, conn, spec, total, batch_rows=batch_rows, progress=progress
+                    snapshot,
+                    conn,
+                    spec,
+                    total,
+                    batch_rows=batch_rows,
+                    progress=progress,
+                    canonical=spec.name in canonical_tables,
                 )
                 for statement in constraints:
                     conn.execute(statement.encode())
@@ -417,10 +427,11 @@ def _copy_one(
     *,
     batch_rows: int,
     progress: Progress | None,
+    canonical: bool = False,
 ) -> int:
     convert = _converters(spec)
-    plain = not any(c.kind == "vector" for c in spec.columns) and snapshot.timestamps_canonical(
-        spec
+    plain = not any(c.kind == "vector" for c in spec.columns) and (
+        canonical or snapshot.timestamps_canonical(spec)
     )
     statement = sql.SQL("COPY {} ({}) FROM STDIN WITH (FREEZE)").format(
         sql.Identifier(spec.name), sql.SQL(", ").join(map(sql.Identifier, spec.column_names))
