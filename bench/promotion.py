@@ -40,6 +40,7 @@ sys.path.insert(0, str(ROOT))
 from liteshift.local.postgres import create_database, drop_database, start_postgres  # noqa: E402
 from liteshift.store.dbapi import format_ts  # noqa: E402
 from liteshift.store.migrations import MigrationRunner  # noqa: E402
+from liteshift.store.models import JsonValue  # noqa: E402
 from liteshift.store.urls import parse_url  # noqa: E402
 from liteshift.store.validation import dump_json  # noqa: E402
 
@@ -86,7 +87,12 @@ def generate(path: Path, rows: int, *, ascii_only: bool = False) -> None:
     for i in range(rows):
         tail = f" #{i}" if ascii_only else f" #{i} é"
         content = " ".join(words[(i + j) % len(words)] for j in range(40)) + tail
-        metadata = {"source": "bench", "seq": i, "score": (i % 1000) / 7, "tags": ["a", "b"]}
+        metadata: dict[str, JsonValue] = {
+            "source": "bench",
+            "seq": i,
+            "score": (i % 1000) / 7,
+            "tags": ["a", "b"],
+        }
         batch.append(
             (
                 str(uuid.UUID(int=i * 7919 + 1)),
@@ -184,6 +190,7 @@ def main() -> None:
                     results[name].append(fn(db, dsn))
                 finally:
                     drop_database(server.admin_dsn, dsn)
+                results[name][-1]["load"] = os.getloadavg()[0]
                 print(f"run {run + 1} {name}: {results[name][-1]}", flush=True)
     finally:
         server.stop()
@@ -208,7 +215,11 @@ def report(results: dict[str, list[dict[str, float]]], rows: int, size: int, run
     scan = med("liteshift", "scan")
     ours_rate = rows / (copy + verify)
     mb = size / 1e6
-    print(f"\nmedians of {runs} run(s), {rows} rows, {mb:.0f} MB SQLite file\n")
+    loads = [r["load"] for name in results for r in results[name]]
+    print(
+        f"\nmedians of {runs} run(s), {rows} rows, {mb:.0f} MB SQLite file, "
+        f"1-min load average {min(loads):.1f}-{max(loads):.1f} after each run\n"
+    )
     print("| tool | phase | seconds | rows/s | MB/s | peak RSS MB | vs pgloader |")
     print("|---|---|---:|---:|---:|---:|---:|")
     print(
