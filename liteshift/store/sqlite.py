@@ -2,7 +2,7 @@
 
 Writes are queued to the single writer thread, which takes up to `batch_max_ops` of them
 (waiting at most `batch_max_wait_seconds` after the first for company, if the previous batch
-had any: a lone writer does not wait) and commits them in one
+had any — a lone writer does not wait — and only while more keep arriving) and commits them in one
 `BEGIN IMMEDIATE … COMMIT` — one fsync for the whole batch. Each write runs inside its own
 SAVEPOINT, so one that fails (a duplicate id → Conflict) is rolled back alone. A caller's Future
 resolves only after COMMIT returned. SQLITE_BUSY (another process holding the write lock) is
@@ -423,10 +423,15 @@ class SqliteStore(BaseStore):
                 break
             assert isinstance(first, _Write)
             batch = [first]
-            # Wait for company only when the last batch had some: a lone writer (one client,
-            # a CLI) gets one fsync of latency, not one plus the wait.
+            # Wait for company only when the last batch had some (a lone writer — one client,
+            # a CLI — gets one fsync of latency, not one plus the wait), and only while writes
+            # keep coming: a poll interval that brings none ends the wait. Writes that arrive
+            # while a batch commits form the next batch anyway; waiting longer only adds
+            # latency, which closed-loop clients pay in throughput (measured over HTTP at 64
+            # clients: a fixed 2 ms wait cost ~40% of the writes/s).
             wait = self._batch_max_wait if self._last_batch_size > 1 else 0.0
             deadline = time.monotonic() + wait
+            quiet = False
             while len(batch) < self._batch_max_ops:
                 # Polled, not `get(timeout=…)`: on CPython 3.11 a timed SimpleQueue.get that
                 # wakes on a stale signal after its deadline passed waits with a negative
@@ -435,10 +440,12 @@ class SqliteStore(BaseStore):
                     item = self._queue.get_nowait()
                 except queue.Empty:
                     remaining = deadline - time.monotonic()
-                    if remaining <= 0:
+                    if remaining <= 0 or quiet:
                         break
+                    quiet = True
                     time.sleep(min(remaining, _BATCH_POLL_SECONDS))
                     continue
+                quiet = False
                 if item is _STOP:
                     stop = True
                     break
