@@ -457,3 +457,20 @@ def test_writes_to_a_promoted_file_fail_as_promoted_read_only(tmp_path: Path) ->
         assert store.list_messages(conversation_id="c").items == (kept,)
     finally:
         store.close()
+
+
+def test_the_batch_wait_ends_when_writes_stop_coming(tmp_path: Path) -> None:
+    """After a batch with company the writer waits for more, but not the whole
+    batch_max_wait_seconds when nothing else arrives."""
+    store = _open(tmp_path / "quiet.db", batch_max_wait_seconds=1.0)
+    try:
+        futures = [
+            store.submit(store.create_message, MessageIn("c", "u", str(i))) for i in range(20)
+        ]
+        assert all(f.result(timeout=30) for f in futures)
+        store._last_batch_size = 2  # as after any batch with company: the next one may wait
+        started = time.monotonic()
+        store.create_message(MessageIn("c", "u", "alone"))
+        assert time.monotonic() - started < 0.5  # not the 1 s wait
+    finally:
+        store.close()
