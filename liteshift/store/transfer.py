@@ -9,8 +9,11 @@ Rows are read in storage (rowid) order: four times faster than key order on a 1M
 `copy_tables` writes Postgres with `COPY … FROM STDIN WITH (FREEZE)` in one transaction: the
 secondary indexes and the primary key are dropped first and rebuilt after the load (5.4 s vs
 12.5 s for 1M rows measured in issue 6), so a crash or an error leaves the target exactly as
-it was. Values are converted explicitly: timestamps stay canonical ISO-8601 text that
-`timestamptz` parses as UTC, JSON text goes to `jsonb`, float32 BLOBs become `real[]` literals.
+it was. Values are converted explicitly. A table whose values are all in canonical form (the
+usual case, known from the loose-data scan) goes in binary COPY format with the binary values
+computed by SQLite: JSON text behind jsonb's version byte, timestamps as integer microseconds
+(Postgres parses binary rows ~25% faster). Other tables go as text: timestamps converted to
+canonical ISO-8601 text that `timestamptz` parses as UTC, float32 BLOBs as `real[]` literals.
 """
 
 from __future__ import annotations
@@ -141,6 +144,9 @@ Progress = Callable[[str, int, int], None]
 _CANONICAL_TS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
 _D2 = "[0-9][0-9]"
 _TS_GLOB = f"{_D2}{_D2}-{_D2}-{_D2}T{_D2}:{_D2}:{_D2}.{_D2}{_D2}{_D2}Z"
+
+#: 2000-01-01 UTC, Postgres' timestamp epoch, in Unix seconds.
+_PG_EPOCH_UNIX = 946_684_800
 
 #: Does a text have the canonical form (`canonical_timestamp`'s fast path, which also checks
 #: the date is real)? A match object or None.
@@ -274,6 +280,28 @@ class SqliteSnapshot:
             f"SELECT EXISTS (SELECT 1 FROM {_q(spec.name)} WHERE {condition})"
         ).fetchone()
         return not (row and row[0])
+
+    def binary_rows(self, spec: TableSpec) -> Iterator[tuple[Any, ...]]:
+        """The columns of `spec` as binary COPY sends them, for a table whose values are all
+        in canonical form (a clean scan): JSON as bytes behind the jsonb version byte 1,
+        timestamps as integer microseconds since 2000-01-01 UTC (exact integer arithmetic)."""
+        self.require(spec)
+        parts = []
+        for column in spec.columns:
+            name = _q(column.name)
+            if column.kind == "json":
+                parts.append(f"CAST(x'01' || {name} AS BLOB)")
+            elif column.kind == "timestamp":
+                # 'YYYY-MM-DDTHH:MM:SS.ffffffZ': whole seconds, then the six digits.
+                parts.append(
+                    f"(unixepoch(substr({name}, 1, 19)) - {_PG_EPOCH_UNIX}) * 1000000"
+                    f" + CAST(substr({name}, 21, 6) AS INTEGER)"
+                )
+            elif column.kind in ("text", "integer"):
+                parts.append(name)
+            else:
+                raise ValueError(f"{spec.name}.{column.name}: no binary form for {column.kind}")
+        return self.conn.execute(f"SELECT {', '.join(parts)} FROM {_q(spec.name)}")
 
     def rows(self, spec: TableSpec) -> Iterator[tuple[Any, ...]]:
         """The columns of `spec` in storage order (call after a clean scan: text decodes)."""
@@ -419,6 +447,20 @@ def copy_tables(
     return copied
 
 
+#: Binary COPY: Postgres parses rows ~25% faster than the text format (no line splitting or
+#: unescaping, timestamps as integers), and the COPY is the copy phase's largest part. SQLite
+#: computes the binary values (`SqliteSnapshot.binary_rows`) and psycopg's C dumpers send them
+#: as they are: a binary COPY field carries no type, Postgres reads it with the column's own
+#: receive function, so JSON goes out as `bytea` bytes (jsonb's version byte 1, then the
+#: text) and timestamps as `int8` (timestamptz's microseconds since 2000-01-01 UTC).
+_BINARY_DUMPERS: dict[Kind, str] = {
+    "text": "text",
+    "json": "bytea",
+    "timestamp": "int8",
+    "integer": "int4",
+}
+
+
 def _copy_one(
     snapshot: SqliteSnapshot,
     conn: psycopg.Connection[Any],
@@ -433,15 +475,21 @@ def _copy_one(
     plain = not any(c.kind == "vector" for c in spec.columns) and (
         canonical or snapshot.timestamps_canonical(spec)
     )
-    statement = sql.SQL("COPY {} ({}) FROM STDIN WITH (FREEZE)").format(
-        sql.Identifier(spec.name), sql.SQL(", ").join(map(sql.Identifier, spec.column_names))
+    # Plain tables (every value already in its Postgres text form) go in binary; the others
+    # (vectors, timestamps to convert) through the text format and the converters.
+    statement = sql.SQL("COPY {} ({}) FROM STDIN WITH ({}FREEZE)").format(
+        sql.Identifier(spec.name),
+        sql.SQL(", ").join(map(sql.Identifier, spec.column_names)),
+        sql.SQL("FORMAT BINARY, " if plain else ""),
     )
     done = 0
     if progress:
         progress(spec.name, 0, total)
     with conn.cursor() as cur, cur.copy(statement) as copy:
+        if plain:
+            copy.set_types([_BINARY_DUMPERS[c.kind] for c in spec.columns])
         pending = 0
-        for row in snapshot.rows(spec):
+        for row in snapshot.binary_rows(spec) if plain else snapshot.rows(spec):
             if plain:
                 copy.write_row(row)
             else:

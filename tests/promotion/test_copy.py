@@ -136,7 +136,7 @@ def test_timestamps_with_an_offset_are_converted_to_utc(
 ) -> None:
     conn = apsw.Connection(str(filled_sqlite))
     conn.execute("UPDATE etl_cursors SET updated_at = '2026-01-01T10:00:00+02:00' WHERE rowid = 3")
-    name = conn.execute("SELECT name FROM etl_cursors WHERE rowid = 3").fetchone()[0]
+    name = conn.execute("SELECT name FROM etl_cursors WHERE rowid = 3").fetchall()[0][0]
     conn.close()
     check_readiness(postgres_dsn)
     with SqliteSnapshot(str(filled_sqlite)) as snapshot:
@@ -194,3 +194,49 @@ def test_postgres_stopping_during_the_copy_fails_cleanly_and_leaves_nothing_behi
         assert verify(dsn, scanned.checksums).ok
     finally:
         server.stop()
+
+
+EXTREME_TIMESTAMPS = [
+    "0001-01-01T00:00:00.000000Z",
+    "1969-12-31T23:59:59.999999Z",
+    "1999-12-31T23:59:59.999999Z",
+    "2000-01-01T00:00:00.000001Z",
+    "9999-12-31T23:59:59.999999Z",
+]
+
+
+def test_binary_copy_keeps_extreme_timestamps_and_any_json_text(
+    filled_sqlite: Path, postgres_dsn: str
+) -> None:
+    """Clean tables go through binary COPY with values SQLite computes (int8 microseconds,
+    jsonb's version byte): every instant and JSON value arrives as the text form gives it."""
+    conn = apsw.Connection(str(filled_sqlite))
+    for rowid, ts in enumerate(EXTREME_TIMESTAMPS, start=1):
+        conn.execute("UPDATE messages SET created_at = ? WHERE rowid = ?", (ts, rowid))
+    conn.execute(
+        "UPDATE messages SET metadata = ? WHERE rowid = 1",
+        ('{"é\\"\\\\\\n":[1.50,-0,1e2,{"":null}],"a\\tb":"✓ \\u00e9"}',),
+    )
+    ids = [
+        row[0] for row in conn.execute("SELECT id FROM messages WHERE rowid <= 5 ORDER BY rowid")
+    ]
+    conn.close()
+    check_readiness(postgres_dsn)
+    with SqliteSnapshot(str(filled_sqlite)) as snapshot:
+        scanned = scan(snapshot)
+        assert scanned.report.ok and "messages" in scanned.canonical_tables
+        copy_data(snapshot, postgres_dsn, canonical_tables=scanned.canonical_tables)
+    assert verify(postgres_dsn, scanned.checksums).ok
+    with psycopg.connect(postgres_dsn) as pg:
+        got: dict[str, str] = dict(
+            pg.execute(
+                "SELECT id, to_char(created_at AT TIME ZONE 'UTC', "
+                '\'YYYY-MM-DD"T"HH24:MI:SS.US"Z"\') FROM messages WHERE id = ANY(%s)',
+                (ids,),
+            ).fetchall()
+        )
+        metadata = pg.execute(
+            "SELECT metadata::text FROM messages WHERE id = %s", (ids[0],)
+        ).fetchone()
+    assert [got[i] for i in ids] == EXTREME_TIMESTAMPS
+    assert metadata == ('{"a\\tb": "✓ é", "é\\"\\\\\\n": [1.50, 0, 100, {"": null}]}',)
