@@ -23,6 +23,7 @@ import psycopg
 import pytest
 import yaml
 
+from liteshift.local.postgres import start_postgres
 from liteshift.local.prometheus import PrometheusServer, start_prometheus
 from liteshift.operator.handlers.promotion import PromotionSettings
 from liteshift.promotion.loose import scan
@@ -436,3 +437,51 @@ def test_policy_manual_recommends_then_the_annotation_promotes(
     assert load.failures == []
     for table, acked in load.acked.items():
         assert set(acked) <= postgres_ids(postgres_dsn, table), table
+
+
+@pytest.mark.slow
+def test_postgres_stopping_mid_copy_rolls_back_with_the_reason(
+    bare_cluster: Cluster, tmp_path: Path
+) -> None:
+    cluster = bare_cluster
+    target = start_postgres()  # its own server: this test stops it
+    sidecar = SidecarProcess(tmp_path, "shop", "apps")
+    sidecar.env["LITESHIFT_PROMOTION_BATCH_ROWS"] = "1"
+    seed(tmp_path / "data" / "liteshift.db", 30_000)
+    sidecar.start()
+    try:
+        create_datastore(cluster, "shop", target.create_database())
+        with operator_with(cluster, PromotionSettings(sidecar_url=sidecar.url)):
+            wait_for(lambda: promotion(cluster, "shop").get("state") == "Idle", message="Idle")
+            cluster.patch(
+                "Datastore", "shop", {"metadata": {"annotations": {"liteshift.io/promote": "now"}}}
+            )
+            wait_for(lambda: _rows_moving(sidecar.url), timeout=60, message="the copy")
+            target.stop()
+            wait_for(lambda: promotion(cluster, "shop").get("state") in ("Promoted", "RolledBack"),
+                     timeout=120, message="the outcome")  # fmt: skip
+            wait_for(lambda: events(cluster, "shop", "RolledBack"), message="the Event")
+            live = cluster.get("Datastore", "shop") or {}
+        done = live["status"]["promotion"]
+        assert done["state"] == "RolledBack", done
+        promoted = condition(cluster, "shop", "Promoted")
+        print(f"rolled back: {promoted['reason']}: {promoted['message']}")
+        assert promoted["status"] == "False"
+        assert promoted["reason"] == done["reason"] != "RollbackRequested"
+        assert "SQLite is still the primary" in promoted["message"]
+        assert live["status"]["engine"] == "sqlite"
+        # No data lost: the sidecar still serves SQLite, every seeded row and new writes.
+        admin = httpx.get(f"{sidecar.url}/admin/status", headers=ADMIN).json()
+        assert admin["engine"] == "sqlite"
+        sidecar.add_messages(3)
+    finally:
+        sidecar.stop()
+        target.stop()
+    db = tmp_path / "data" / "liteshift.db"
+    assert promoted_marker(str(db)) is None  # never cut over: SQLite is the primary
+    assert len(sqlite_rows(db)["messages"]) == 30_003
+
+
+def _rows_moving(url: str) -> bool:
+    doc = httpx.get(f"{url}/admin/promotion", headers=ADMIN).json()
+    return bool(doc["state"] == "Copying" and sum((doc.get("rows_copied") or {}).values()) > 0)
