@@ -63,14 +63,21 @@ def merge_conditions(
 
 def status_writer(previous: Mapping[str, Any], fresh: Mapping[str, Any]) -> Callable[[Any], None]:
     """A kopf patch function (`patch.fns`) writing the status patch `fresh` that one writer
-    computed from the status it read (`previous`): its fields as they are, and of the
-    conditions only those it changed — a type it changed is set, a type it added (a default)
+    computed from the status it read (`previous`): of its fields and conditions only those it
+    changed — a type it changed is set, a type it added (a default)
     is set only if still absent. kopf runs it on the freshest body and sends one JSON patch
     guarded by resourceVersion, so concurrent writers of other condition types (drift,
     backups, promotion, each working from its own older copy) never undo each other, as a
     merge patch of the whole list would; and the fields and conditions land together."""
     before = {str(c["type"]): dict(c) for c in previous.get("conditions") or []}
-    fields = {key: value for key, value in fresh.items() if key != "conditions"}
+    # Only the fields this writer changed: re-sending one it left as it read it would put
+    # back a stale value another writer replaced meanwhile (the drift check's old copy of
+    # `engine` flipping a just-promoted Datastore back to sqlite for a tick).
+    fields = {
+        key: value
+        for key, value in fresh.items()
+        if key != "conditions" and previous.get(key) != value
+    }
     changed = [
         dict(c) for c in fresh.get("conditions") or [] if before.get(str(c["type"])) != dict(c)
     ]

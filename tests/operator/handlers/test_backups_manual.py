@@ -301,8 +301,9 @@ def test_a_default_never_overwrites_a_condition_written_meanwhile() -> None:
 def test_fields_merge_like_a_merge_patch() -> None:
     # Nested objects merge (what kopf's merge patch did before): a field another handler
     # wrote meanwhile inside the same object survives; None deletes.
-    apply = status.status_writer({}, {"phase": "Ready", "promotion": {"state": "Idle"},
-                                      "reason": None})  # fmt: skip
+    read = {"phase": "Provisioning", "reason": "x"}
+    apply = status.status_writer(read, {"phase": "Ready", "promotion": {"state": "Idle"},
+                                        "reason": None})  # fmt: skip
     body: dict[str, Any] = {
         "status": {"phase": "Provisioning", "reason": "x", "promotion": {"attempt": 2}}
     }
@@ -312,3 +313,14 @@ def test_fields_merge_like_a_merge_patch() -> None:
         "promotion": {"attempt": 2, "state": "Idle"},
         "conditions": [],
     }
+
+
+def test_a_field_the_writer_left_unchanged_is_not_written_back() -> None:
+    # The drift check read engine "sqlite" and writes it back unchanged; the promotion timer
+    # set "postgres" meanwhile. The stale copy must not flip the Datastore back.
+    read = {"engine": "sqlite", "phase": "Ready"}
+    apply = status.status_writer(read, {"engine": "sqlite", "phase": "Degraded"})
+    body: dict[str, Any] = {"status": {"engine": "postgres", "phase": "Ready"}}
+    apply(body)
+    assert body["status"]["engine"] == "postgres"
+    assert body["status"]["phase"] == "Degraded"
