@@ -198,34 +198,39 @@ def main() -> None:
 
 
 def report(results: dict[str, list[dict[str, float]]], rows: int, size: int, runs: int) -> None:
+    """Medians table; our phases are printed even when every pgloader run failed."""
     ok = [r for r in results["pgloader"] if not r["failed"] and r["rows"] == rows]
     crashed = len(results["pgloader"]) - len(ok)
+    loads = [r["load"] for name in results for r in results[name]]
     results = {**results, "pgloader": ok}
 
     def med(name: str, key: str) -> float:
         return statistics.median(r[key] for r in results[name])
 
     print(f"\npgloader: {crashed} of {len(ok) + crashed} run(s) crashed or loaded fewer rows")
-    if not ok:
-        return
+    pg_rate = rows / med("pgloader", "wall") if ok else None
 
-    pg_rate = rows / med("pgloader", "wall")
+    def versus(rate: float) -> str:
+        return f"{rate / pg_rate:.2f}x" if pg_rate else "—"
+
     copy = med("liteshift", "copy")
     verify = med("liteshift", "verify")
     scan = med("liteshift", "scan")
     ours_rate = rows / (copy + verify)
     mb = size / 1e6
-    loads = [r["load"] for name in results for r in results[name]]
     print(
         f"\nmedians of {runs} run(s), {rows} rows, {mb:.0f} MB SQLite file, "
         f"1-min load average {min(loads):.1f}-{max(loads):.1f} after each run\n"
     )
     print("| tool | phase | seconds | rows/s | MB/s | peak RSS MB | vs pgloader |")
     print("|---|---|---:|---:|---:|---:|---:|")
-    print(
-        f"| pgloader | copy (everything) | {med('pgloader', 'wall'):.1f} | {pg_rate:,.0f} | "
-        f"{mb / med('pgloader', 'wall'):.0f} | {med('pgloader', 'rss') / 1e6:.0f} | 1.00x |"
-    )
+    if pg_rate:
+        print(
+            f"| pgloader | copy (everything) | {med('pgloader', 'wall'):.1f} | {pg_rate:,.0f} | "
+            f"{mb / med('pgloader', 'wall'):.0f} | {med('pgloader', 'rss') / 1e6:.0f} | 1.00x |"
+        )
+    else:
+        print("| pgloader | copy (everything) | failed every run | | | | |")
     for phase in ("readiness", "scan", "copy", "verify"):
         secs = med("liteshift", phase)
         rate = rows / secs if secs > 0 else 0
@@ -233,12 +238,12 @@ def report(results: dict[str, list[dict[str, float]]], rows: int, size: int, run
     print(
         f"| liteshift | **copy + verify** | {copy + verify:.1f} | {ours_rate:,.0f} | "
         f"{mb / (copy + verify):.0f} | {med('liteshift', 'rss') / 1e6:.0f} | "
-        f"{ours_rate / pg_rate:.2f}x |"
+        f"{versus(ours_rate)} |"
     )
     total = scan + copy + verify + med("liteshift", "readiness")
     print(
         f"| liteshift | all phases (incl. scan) | {total:.1f} | {rows / total:,.0f} | "
-        f"{mb / total:.0f} | | {(rows / total) / pg_rate:.2f}x |"
+        f"{mb / total:.0f} | | {versus(rows / total)} |"
     )
 
 
