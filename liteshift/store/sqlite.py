@@ -21,6 +21,24 @@ that used `INLINE_HARD_LIMIT` budgets of CPU time is interrupted by SQLite's pro
 side effects); that operation then skips the inline attempt for
 `INLINE_INTERRUPT_BACKOFF_SECONDS`. A busy database (an inline connection never waits: busy
 timeout 0) also falls back to the pool, which retries.
+
+Checkpoints never run inside the writer's COMMIT (SQLite's automatic checkpoint copies the WAL
+into a 1 GB file and fsyncs it there, stalling every queued write for a second or more). The
+writer connection has `wal_autocheckpoint` off; its WAL hook wakes a checkpointer thread with
+its own connection once `checkpoint_pages` new pages are in the WAL (and a timer wakes it every
+`CHECKPOINT_INTERVAL_SECONDS`). The checkpointer runs PASSIVE checkpoints, which never wait
+and never block anyone, while the writer keeps committing. A PASSIVE checkpoint alone cannot
+bound the WAL under a steady load: SQLite restarts the WAL from its beginning only when a write
+starts with every frame already copied, and the writer appends more while the checkpoint
+fsyncs. So once the WAL holds `RESTART_FACTOR` x `checkpoint_pages` pages and PASSIVE has caught
+up to a small remainder, the checkpointer holds the writer between two batches (`_gate`) and
+runs a RESTART checkpoint with a `RESTART_BUSY_MS` busy timeout: it copies the remainder and
+waits for readers still on older WAL frames. A reader holding an old snapshot for long (an
+online backup, a promotion's copy) makes PASSIVE stop at its snapshot, so the gated step is not
+even tried; the WAL grows while that snapshot is held and restarts at the first round after
+it is released. `journal_size_limit` shrinks the file back at the first commit after a restart.
+Durability is unchanged: a checkpoint only moves committed pages from the WAL (already fsynced
+at COMMIT with synchronous=FULL) into the main file, and fsyncs that before the WAL is reused.
 """
 
 from __future__ import annotations
@@ -70,6 +88,16 @@ INLINE_HARD_LIMIT = 10
 INLINE_INTERRUPT_BACKOFF_SECONDS = 10.0
 #: SQLite virtual-machine steps between two budget checks (one check costs ~0.2 µs).
 _PROGRESS_STEPS = 1000
+
+#: The checkpointer runs a PASSIVE checkpoint at least this often (a no-op without new frames).
+CHECKPOINT_INTERVAL_SECONDS = 1.0
+#: The WAL is restarted (writer held between batches) once it holds this many times
+#: `checkpoint_pages` pages...
+RESTART_FACTOR = 4
+#: ...waiting at most this long for readers still on older WAL frames (then: next round).
+RESTART_BUSY_MS = 20
+#: The WAL file is cut back to this many times `checkpoint_pages` pages after a restart.
+WAL_SIZE_LIMIT_FACTOR = 8
 
 
 @dataclass
@@ -188,12 +216,15 @@ class SqliteStore(BaseStore):
         observer: Callable[[OpSample], None] | None = None,
         media: MediaStore | None = None,
         inline_read_budget_seconds: float = 0.001,
+        checkpoint_pages: int = 1000,
     ) -> None:
         super().__init__(vector_dimension=vector_dimension, observer=observer, media=media)
         if vector_index not in ("vec", "vss"):
             raise StoreUnavailable(f"sqlite file {path}", "vector_index must be vec or vss")
         if not 1 <= readers <= 64 or not 1 <= batch_max_ops <= 10000:
             raise StoreUnavailable(f"sqlite file {path}", "readers/batch_max_ops out of range")
+        if checkpoint_pages < 0:
+            raise StoreUnavailable(f"sqlite file {path}", "checkpoint_pages must be >= 0")
         self.path = path
         self._index_kind = vector_index
         self._index: VectorIndex = SqliteVecIndex() if vector_index == "vec" else SqliteVssIndex()
@@ -205,9 +236,14 @@ class SqliteStore(BaseStore):
         )
         load_sqlite_extensions(self._writer_conn, vector_index)
         self._db = SqliteDb(self._writer_conn)
+        #: 0: SQLite's automatic checkpoint inside the writer's COMMIT (no checkpointer).
+        self._checkpoint_pages = checkpoint_pages
+        self._checkpoint_conn: apsw.Connection | None = None
         try:
             self._check_schema()
             self._in_transaction(lambda: self._index.ensure(self._db, self.vector_dimension))
+            if checkpoint_pages:
+                self._checkpoint_conn = self._open_checkpointer(synchronous)
         except BaseException:
             self._writer_conn.close()
             raise
@@ -234,9 +270,25 @@ class SqliteStore(BaseStore):
         self._inline_strikes: dict[str, int] = {}
         #: Reads seen running more than one statement: inline, they run in one transaction.
         self._snapshot_reads: set[str] = set()
+        #: The writer holds it while it runs a batch; the checkpointer to restart the WAL.
+        self._gate = threading.Lock()
+        #: WAL frames already seen by the checkpointer (the hook wakes it N pages later).
+        self._checkpoint_base = 0
+        self._checkpoint_wake = threading.Event()
+        self._checkpoint_stop = False
+        #: Checkpoint rounds run, and WAL restarts the checkpointer forced (for tests/bench).
+        self.checkpoints = 0
+        self.wal_restarts = 0
         self._writer = threading.Thread(
             target=self._writer_loop, name="liteshift-sqlite-writer", daemon=True
         )
+        self._checkpointer: threading.Thread | None = None
+        if self._checkpoint_conn is not None:
+            self._writer_conn.set_wal_hook(self._wal_hook)
+            self._checkpointer = threading.Thread(
+                target=self._checkpoint_loop, name="liteshift-sqlite-checkpoint", daemon=True
+            )
+            self._checkpointer.start()
         self._writer.start()
 
     # --- setup ------------------------------------------------------------------------------
@@ -248,6 +300,19 @@ class SqliteStore(BaseStore):
                 f"{self.path} has no liteshift schema; run `liteshift migrate up --db URL` "
                 "or open the store with migrate=True"
             )
+
+    def _open_checkpointer(self, synchronous: str) -> apsw.Connection:
+        """Turn the writer's automatic checkpoint off; open the checkpointer's connection."""
+        self._writer_conn.wal_autocheckpoint(0)
+        page_size = int(self._writer_conn.pragma("page_size"))
+        limit = WAL_SIZE_LIMIT_FACTOR * self._checkpoint_pages * page_size
+        self._writer_conn.pragma("journal_size_limit", limit)
+        # query_only: it checkpoints and nothing else. Its checkpoint fsyncs the main file
+        # with the same `synchronous` as the writer.
+        conn = sqlite_connect(self.path, create=False, query_only=True, synchronous=synchronous)
+        # Only the gated RESTART waits (for readers); PASSIVE never calls the busy handler.
+        conn.set_busy_timeout(RESTART_BUSY_MS)
+        return conn
 
     def _in_transaction(self, work: Callable[[], object]) -> None:
         self._begin_immediate()
@@ -470,7 +535,8 @@ class SqliteStore(BaseStore):
     def _run_batch_safely(self, batch: list[_Write]) -> None:
         # The writer thread must survive anything: a dead writer would hang every caller.
         try:
-            self._run_batch(batch)
+            with self._gate:
+                self._run_batch(batch)
         except BaseException as exc:
             log.exception("sqlite writer failed on a batch")
             failure = StoreUnavailable(f"sqlite file {self.path}", f"writer failed: {exc}")
@@ -630,6 +696,75 @@ class SqliteStore(BaseStore):
         except Exception:
             log.exception("rebuilding the vss index failed; it is rebuilt at the next open")
 
+    # --- the checkpointer -------------------------------------------------------------------
+
+    def _wal_hook(self, _conn: apsw.Connection, _name: str, pages: int) -> int:
+        # On the writer thread after each COMMIT: cheap, no SQLite calls.
+        base = self._checkpoint_base
+        if pages < base:  # the WAL was restarted
+            self._checkpoint_base = base = 0
+        if pages - base >= self._checkpoint_pages:
+            self._checkpoint_wake.set()
+        return apsw.SQLITE_OK
+
+    def _checkpoint_loop(self) -> None:
+        while True:
+            self._checkpoint_wake.wait(CHECKPOINT_INTERVAL_SECONDS)
+            self._checkpoint_wake.clear()
+            if self._checkpoint_stop:
+                return
+            try:
+                self._checkpoint_round()
+            except apsw.Error as exc:  # e.g. BUSY: another process's checkpoint is running
+                log.warning("sqlite checkpoint failed (retried later): %s", exc)
+            except BaseException:
+                log.exception("sqlite checkpointer failed; the WAL is checkpointed at close")
+                return
+
+    def _checkpoint_round(self) -> None:
+        """PASSIVE until caught up (or held back by a reader), then maybe a gated RESTART."""
+        conn = self._checkpoint_conn
+        assert conn is not None
+        pages = self._checkpoint_pages
+        passive = apsw.SQLITE_CHECKPOINT_PASSIVE
+        in_wal, copied = conn.wal_checkpoint(mode=passive)
+        # The writer appended while that checkpoint fsynced: catch up a few times, as long as
+        # it makes progress (no progress: a reader's snapshot holds it back).
+        for _ in range(3):
+            if in_wal - copied <= pages // 4:
+                break
+            before = copied
+            in_wal, copied = conn.wal_checkpoint(mode=passive)
+            if copied <= before:
+                break
+        self.checkpoints += 1
+        self._checkpoint_base = max(in_wal, 0)
+        if in_wal < RESTART_FACTOR * pages or in_wal - copied > pages // 4:
+            return
+        # Held between two batches, the writer appends nothing: the RESTART copies the small
+        # remainder, waits up to RESTART_BUSY_MS for readers on older frames, and the next
+        # write starts the WAL from its beginning.
+        with self._gate:
+            try:
+                conn.wal_checkpoint(mode=apsw.SQLITE_CHECKPOINT_RESTART)
+            except apsw.BusyError:
+                return  # a reader is still on older frames: next round
+        self.wal_restarts += 1
+        self._checkpoint_base = 0
+
+    def _stop_checkpointer(self) -> None:
+        """Stop the thread, then checkpoint everything and truncate the WAL if nobody reads."""
+        if self._checkpointer is None or self._checkpoint_conn is None:
+            return
+        self._checkpoint_stop = True
+        self._checkpoint_wake.set()
+        self._checkpointer.join()
+        try:
+            self._checkpoint_conn.wal_checkpoint(mode=apsw.SQLITE_CHECKPOINT_TRUNCATE)
+        except apsw.Error as exc:  # another process reads an older snapshot: it is still safe
+            log.info("final sqlite checkpoint incomplete: %s", exc)
+        self._checkpoint_conn.close()
+
     # --- lifecycle --------------------------------------------------------------------------
 
     def close(self) -> None:
@@ -651,6 +786,7 @@ class SqliteStore(BaseStore):
             self._reader_conns.clear()
         with contextlib.suppress(apsw.Error):
             self._writer_conn.pragma("optimize")
+        self._stop_checkpointer()
         self._writer_conn.close()
         if self._media is not None:
             self._media.close()

@@ -474,3 +474,194 @@ def test_the_batch_wait_ends_when_writes_stop_coming(tmp_path: Path) -> None:
         assert time.monotonic() - started < 0.5  # not the 1 s wait
     finally:
         store.close()
+
+
+# --- checkpoints off the writer ---------------------------------------------------------------
+
+
+def _store(path: Path, **options: object) -> SqliteStore:
+    """A migrated store opened directly, for the options `open_store` does not pass on."""
+    _open(path).close()
+    return SqliteStore(str(path), vector_dimension=DIM, **options)  # type: ignore[arg-type]
+
+
+def _wal_size(db: Path) -> int:
+    try:
+        return os.stat(f"{db}-wal").st_size
+    except FileNotFoundError:
+        return 0
+
+
+def test_the_writer_never_checkpoints_a_checkpointer_thread_does(tmp_path: Path) -> None:
+    store = _store(tmp_path / "c.db")
+    try:
+        assert store._writer_conn.pragma("wal_autocheckpoint") == 0
+        assert store._checkpointer is not None and store._checkpointer.is_alive()
+        assert store._checkpointer.name == "liteshift-sqlite-checkpoint"
+        page_size = store._writer_conn.pragma("page_size")
+        assert store._writer_conn.pragma("journal_size_limit") == 8 * 1000 * page_size
+        store.create_message(MessageIn("c", "user", "x"))
+        deadline = time.monotonic() + 10
+        while store.checkpoints == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert store.checkpoints > 0  # the timer ran one without any threshold crossed
+    finally:
+        store.close()
+    assert store._checkpointer is not None and not store._checkpointer.is_alive()
+    # checkpoint_pages=0: SQLite's own automatic checkpoint in the writer's COMMIT, as before.
+    legacy = _store(tmp_path / "legacy.db", checkpoint_pages=0)
+    try:
+        assert legacy._writer_conn.pragma("wal_autocheckpoint") == 1000
+        assert legacy._checkpointer is None
+        legacy.create_message(MessageIn("c", "user", "x"))
+    finally:
+        legacy.close()
+    with pytest.raises(StoreUnavailable, match="checkpoint_pages"):
+        SqliteStore(str(tmp_path / "c.db"), vector_dimension=DIM, checkpoint_pages=-1)
+
+
+def test_the_wal_stays_bounded_and_restarts_after_a_long_reader(tmp_path: Path) -> None:
+    """Steady writes and reads: the WAL file stays near its limit; a reader holding a snapshot
+    lets it grow (nothing may be checkpointed past it) and never blocks a write; once the
+    reader lets go, the WAL is restarted and cut back to the limit."""
+    db = tmp_path / "bounded.db"
+    store = _store(db, checkpoint_pages=32)
+    limit = 8 * 32 * int(store._writer_conn.pragma("page_size"))  # journal_size_limit
+    stop = threading.Event()
+    errors: list[BaseException] = []
+    latencies: list[float] = []
+    acked: list[str] = []
+
+    def writer() -> None:
+        try:
+            while not stop.is_set():
+                started = time.monotonic()
+                acked.append(store.create_message(MessageIn("c", "user", "x" * 2000)).id)
+                latencies.append(time.monotonic() - started)
+        except BaseException as exc:
+            errors.append(exc)
+
+    def reader() -> None:
+        try:
+            while not stop.is_set():
+                store.list_messages(conversation_id="c", limit=20)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer) for _ in range(2)]
+    threads.append(threading.Thread(target=reader))
+    for t in threads:
+        t.start()
+    try:
+        steady_peak = 0
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline:
+            steady_peak = max(steady_peak, _wal_size(db))
+            time.sleep(0.01)
+        restarts_before = store.wal_restarts
+        assert restarts_before > 0
+        # A long-lived snapshot, like an online backup's or a promotion's copy.
+        held = apsw.Connection(str(db))
+        held.execute("BEGIN")
+        held.execute("SELECT count(*) FROM messages").get  # noqa: B018 - takes the snapshot
+        written = len(acked)
+        time.sleep(3)
+        assert len(acked) > written + 50  # writes went on
+        grown = _wal_size(db)
+        restarts_held = store.wal_restarts
+        held.execute("COMMIT")
+        held.close()
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and (
+            store.wal_restarts == restarts_held or _wal_size(db) > 2 * limit
+        ):
+            time.sleep(0.05)
+        after = _wal_size(db)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+        store.close()
+    assert errors == []
+    assert steady_peak <= 2 * limit, (steady_peak, limit)
+    assert grown > 2 * limit, (grown, limit)  # the held snapshot pinned the WAL
+    assert restarts_held <= restarts_before + 1  # (one may have been mid-way)
+    assert store.wal_restarts > restarts_held
+    assert after <= 2 * limit, (after, limit)
+    reopened = _open(db)
+    try:
+        count = reopened._writer_conn.execute("SELECT count(*) FROM messages").get
+        assert count == len(acked)
+    finally:
+        reopened.close()
+
+
+def test_close_checkpoints_the_whole_wal(tmp_path: Path) -> None:
+    """close() copies everything into the main file and empties the WAL, even while another
+    connection is open (SQLite itself only checkpoints when the last connection closes)."""
+    db = tmp_path / "close.db"
+    store = _store(db, checkpoint_pages=100_000)  # no threshold: only the timer and close
+    other = apsw.Connection(str(db))
+    try:
+        ids = [store.create_message(MessageIn("c", "user", "y" * 500)).id for _ in range(200)]
+        assert _wal_size(db) > 0
+        store.close()
+        assert _wal_size(db) == 0
+        # `immutable` reads the main file alone, ignoring any WAL.
+        copy = apsw.Connection(
+            f"file:{db}?immutable=1", flags=apsw.SQLITE_OPEN_READONLY | apsw.SQLITE_OPEN_URI
+        )
+        try:
+            assert copy.execute("SELECT count(*) FROM messages").get == len(ids)
+        finally:
+            copy.close()
+    finally:
+        other.close()
+
+
+_KILL_CHECKPOINT_SCRIPT = """
+import sys
+from liteshift.store.models import MessageIn
+from liteshift.store.sqlite import SqliteStore
+store = SqliteStore(sys.argv[1], vector_dimension=8, checkpoint_pages=16)
+while True:
+    made = store.create_message(MessageIn("c", "user", "z" * 3000))
+    print(made.id, store.wal_restarts, flush=True)
+"""
+
+
+def test_acknowledged_writes_survive_kill_9_during_checkpoints(tmp_path: Path) -> None:
+    """A process killed while its checkpointer copies and restarts the WAL loses nothing."""
+    db = tmp_path / "kill-ckpt.db"
+    _open(db).close()
+    with subprocess.Popen(
+        [sys.executable, "-c", _KILL_CHECKPOINT_SCRIPT, str(db)],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).resolve().parents[2],
+    ) as proc:
+        assert proc.stdout is not None
+        lines: list[str] = []
+        deadline = time.monotonic() + 60
+        # Until the checkpointer restarted the WAL a few times, then some more writes.
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            assert line, "the writer process died"
+            lines.append(line)
+            if int(line.split()[1]) >= 3:
+                break
+        lines += [proc.stdout.readline() for _ in range(200)]
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        # Lines printed before the kill are acknowledged too; a torn last line is not.
+        lines += [line for line in proc.stdout if line.endswith("\n")]
+    complete = [line.split() for line in lines if line.endswith("\n")]
+    assert max(int(restarts) for _, restarts in complete) >= 3
+    acked = [made for made, _ in complete]
+    store = _open(db)
+    try:
+        rows = store._writer_conn.execute("SELECT id FROM messages").fetchall()
+    finally:
+        store.close()
+    assert len(acked) > 200
+    assert set(acked) <= {r[0] for r in rows}
