@@ -126,9 +126,9 @@ def pg_connect(dsn: str, *, timeout: int = 5) -> psycopg.Connection[Any]:
     try:
         conn = psycopg.connect(dsn, connect_timeout=timeout)
     except psycopg.ProgrammingError as exc:
-        raise BadURL(redact(dsn), _first_line(exc)) from exc
+        raise BadURL(redact(dsn), _first_line(exc, dsn)) from exc
     except psycopg.Error as exc:
-        raise StoreUnavailable(redact(dsn), _first_line(exc)) from exc
+        raise StoreUnavailable(redact(dsn), _first_line(exc, dsn)) from exc
     pg_configure(conn)
     return conn
 
@@ -139,9 +139,12 @@ def check_url(url: DatabaseURL) -> None:
         try:
             psycopg.conninfo.conninfo_to_dict(url.target)
         except psycopg.ProgrammingError as exc:
-            raise BadURL(redact(url.target), _first_line(exc)) from exc
+            raise BadURL(redact(url.target), _first_line(exc, url.target)) from exc
 
 
-def _first_line(exc: BaseException) -> str:
+def _first_line(exc: BaseException, dsn: str) -> str:
+    """The error's first line, with the DSN redacted: libpq quotes a malformed URL back,
+    password and all."""
     text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+    line = text.splitlines()[0] if text else type(exc).__name__
+    return line.replace(dsn, redact(dsn)) if dsn else line
