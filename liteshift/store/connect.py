@@ -5,6 +5,7 @@ Turns every "cannot open" into `StoreUnavailable` with one readable line.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from pathlib import Path
@@ -12,6 +13,7 @@ from typing import Any
 
 import apsw
 import apsw.bestpractice
+import apsw.ext
 import psycopg
 
 from liteshift.store.errors import BadURL, StoreUnavailable
@@ -37,8 +39,36 @@ _CONNECTION_PRACTICES = tuple(
     for f in apsw.bestpractice.recommended
     if f.__name__.startswith("connection_") and f not in _REPLACED
 )
+
+#: SQLite's own log, as apsw.ext.log_sqlite words it, on a named logger.
+sqlite_log = logging.getLogger("liteshift.store.sqlite_log")
+
+#: Codes SQLite logs for things the store does on purpose, not failures: SQLITE_INTERRUPT is
+#: the inline-read budget stopping a long read (it is re-run in the pool), SQLITE_SCHEMA a
+#: statement re-prepared after a schema change (migrations, change capture). DEBUG, not ERROR.
+_EXPECTED_CODES = frozenset({apsw.SQLITE_INTERRUPT, apsw.SQLITE_SCHEMA})
+
+
+def _log_sqlite(errcode: int, message: str) -> None:
+    level = logging.ERROR
+    if errcode & 0xFF in _EXPECTED_CODES:
+        level = logging.DEBUG
+    elif errcode & 0xFF in (apsw.SQLITE_WARNING, apsw.SQLITE_NOTICE):
+        level = logging.WARNING
+    sqlite_log.log(
+        level, "SQLITE_LOG: %s (%d) %s", message, errcode, apsw.ext.result_string(errcode)
+    )
+
+
+def _library_logging() -> None:
+    """`apsw.bestpractice.library_logging`, with the store's expected codes at DEBUG."""
+    apsw.config(apsw.SQLITE_CONFIG_LOG, _log_sqlite)
+
+
 _LIBRARY_PRACTICES = tuple(
-    f for f in apsw.bestpractice.recommended if not f.__name__.startswith("connection_")
+    _library_logging if f is apsw.bestpractice.library_logging else f
+    for f in apsw.bestpractice.recommended
+    if not f.__name__.startswith("connection_")
 )
 
 
