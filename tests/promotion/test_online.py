@@ -36,6 +36,7 @@ from liteshift.promotion.online import OnlineProgress, OnlinePromotion, promoted
 from liteshift.promotion.readiness import check_readiness
 from liteshift.promotion.verify import verify
 from liteshift.store import Store, changelog, open_store
+from liteshift.store.changelog import PromotedReadOnly
 from liteshift.store.connect import sqlite_connect
 from liteshift.store.errors import StoreUnavailable
 from liteshift.store.models import EmbeddingIn, MessageIn, ProposalIn
@@ -443,7 +444,7 @@ def test_the_promoted_marker_is_set_only_by_finish(
     assert "s3cret" not in filled_sqlite.read_bytes().decode("latin-1")
     # The promoted file is the rollback point: it refuses writes, and cannot be promoted or
     # aborted again.
-    with pytest.raises(apsw.ConstraintError, match="read-only"):
+    with pytest.raises(PromotedReadOnly, match="read-only"):
         store.create_message(MessageIn(conversation_id="c", role="user", content="late"))
     with pytest.raises(AlreadyPromoted):
         OnlinePromotion(str(filled_sqlite), postgres_dsn).prepare()
