@@ -10,10 +10,15 @@ database `bench/backup.py` generates. Two modes:
   COMMIT (the store before the checkpointer).
 
 Prints p50/p99/max write latency (enqueue to acknowledgement), writes/s and the largest
-`-wal` file seen (sampled every 20 ms), medians of `--runs` runs.
+`-wal` file seen (sampled every 20 ms), medians of `--runs` runs. `--disk-noise` adds a
+thread rewriting a 256 MB file beside the database with an fsync every 16 MB, as fast as the
+disk takes it (a shared, busy disk). `--dirty-copy` skips the fsync of the fresh copy, as
+`bench/backup.py` does: the main file then starts with ~1 GB of dirty pages in the page cache,
+and the first checkpoints' fsync of the main file has to write them all out.
 
     .venv/bin/python bench/backup.py --runs 1 --load store   # once: generates the database
     .venv/bin/python bench/writer_stalls.py [--runs 3] [--writers 4] [--seconds 30]
+        [--disk-noise] [--dirty-copy]
 """
 
 from __future__ import annotations
@@ -50,11 +55,13 @@ class Run:
     restarts: int
 
 
-def _fresh_copy(source: Path, directory: Path) -> Path:
+def _fresh_copy(source: Path, directory: Path, *, dirty: bool) -> Path:
     dest = directory / "stalls.db"
     for suffix in ("", "-wal", "-shm"):
         Path(f"{dest}{suffix}").unlink(missing_ok=True)
     shutil.copyfile(source, dest)
+    if dirty:
+        return dest
     # On disk before the run: the copy's dirty pages must not flush during the measurement.
     fd = os.open(dest, os.O_RDONLY)
     try:
@@ -64,7 +71,23 @@ def _fresh_copy(source: Path, directory: Path) -> Path:
     return dest
 
 
-def _one_run(db: Path, checkpoint_pages: int, writers: int, seconds: float) -> Run:
+def _disk_noise(path: Path, stop: threading.Event) -> None:
+    block = os.urandom(1 << 20)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        while not stop.is_set():
+            for mb in range(256):
+                os.pwrite(fd, block, mb << 20)
+                if mb % 16 == 15:
+                    os.fsync(fd)
+                if stop.is_set():
+                    break
+    finally:
+        os.close(fd)
+        path.unlink(missing_ok=True)
+
+
+def _one_run(db: Path, checkpoint_pages: int, writers: int, seconds: float, noise: bool) -> Run:
     store = SqliteStore(str(db), checkpoint_pages=checkpoint_pages)
     stop = threading.Event()
     latencies: list[list[float]] = [[] for _ in range(writers)]
@@ -91,6 +114,8 @@ def _one_run(db: Path, checkpoint_pages: int, writers: int, seconds: float) -> R
 
     threads = [threading.Thread(target=write, args=(n,)) for n in range(writers)]
     threads.append(threading.Thread(target=sample_wal))
+    if noise:
+        threads.append(threading.Thread(target=_disk_noise, args=(db.parent / "noise", stop)))
     for thread in threads:
         thread.start()
     time.sleep(seconds)
@@ -128,6 +153,8 @@ def main() -> None:
         / "backup-store-1024mb.db",
     )
     parser.add_argument("--modes", default=",".join(MODES))
+    parser.add_argument("--disk-noise", action="store_true")
+    parser.add_argument("--dirty-copy", action="store_true")
     args = parser.parse_args()
     if not args.db.is_file():
         raise SystemExit(f"{args.db} missing: run bench/backup.py --runs 1 --load store first")
@@ -138,15 +165,17 @@ def main() -> None:
     with tempfile.TemporaryDirectory(dir=args.db.parent) as tmp:
         for run in range(args.runs):
             for mode in modes:  # interleaved, so a burst of foreign load hits both
-                db = _fresh_copy(args.db, Path(tmp))
-                result = _one_run(db, MODES[mode], args.writers, args.seconds)
+                db = _fresh_copy(args.db, Path(tmp), dirty=args.dirty_copy)
+                result = _one_run(db, MODES[mode], args.writers, args.seconds, args.disk_noise)
                 results[mode].append(result)
                 loads.append(os.getloadavg()[0])
                 print(f"run {run + 1} {mode}: {result}", flush=True)
     print(
         f"\n{args.writers} store writers (synchronous=FULL), {args.seconds:.0f} s per run, "
         f"medians of {args.runs} runs; {args.db.stat().st_size / 1e9:.2f} GB database; "
-        f"started {started}; 1-min load average {min(loads):.1f}-{max(loads):.1f}\n"
+        f"started {started}; 1-min load average {min(loads):.1f}-{max(loads):.1f}"
+        f"{'; --disk-noise' if args.disk_noise else ''}"
+        f"{'; --dirty-copy' if args.dirty_copy else ''}\n"
     )
     print("| mode | p50 ms | p99 ms | max ms | writes/s | peak WAL MB | checkpoints | restarts |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
