@@ -64,6 +64,13 @@ from liteshift.store.dbapi import Db, Row, SqliteDb
 from liteshift.store.errors import MigrationError, StoreUnavailable
 from liteshift.store.media import MediaStore
 from liteshift.store.models import OpSample
+from liteshift.store.snapshot import (
+    _SYNC_FILE_RANGE_WAIT_AFTER,
+    _SYNC_FILE_RANGE_WAIT_BEFORE,
+    _SYNC_FILE_RANGE_WRITE,
+    WRITEBACK_LAG,
+    _sync_file_range,
+)
 from liteshift.store.vector_index import (
     SqliteVecIndex,
     SqliteVssIndex,
@@ -94,8 +101,11 @@ CHECKPOINT_INTERVAL_SECONDS = 1.0
 #: The WAL is restarted (writer held between batches) once it holds this many times
 #: `checkpoint_pages` pages...
 RESTART_FACTOR = 4
-#: ...waiting at most this long for readers still on older WAL frames (then: next round).
+#: ...waiting at most this long for readers still on older WAL frames (then: next round),
+#: and only once PASSIVE left at most a quarter of `checkpoint_pages` (at least this many
+#: pages) to copy: what the writer waits for is one small checkpoint.
 RESTART_BUSY_MS = 20
+RESTART_MIN_REMAINDER = 64
 #: The WAL file is cut back to this many times `checkpoint_pages` pages after a restart.
 WAL_SIZE_LIMIT_FACTOR = 8
 
@@ -313,6 +323,30 @@ class SqliteStore(BaseStore):
         # Only the gated RESTART waits (for readers); PASSIVE never calls the busy handler.
         conn.set_busy_timeout(RESTART_BUSY_MS)
         return conn
+
+    def _settle_main_file(self) -> None:
+        """Write the main file's dirty pages out, `WRITEBACK_LAG` bytes at a time, before a
+        checkpoint fsyncs it (Linux sync_file_range; a no-op elsewhere).
+
+        A file just written wholesale (a restore, a copy) sits dirty in the page cache; the
+        checkpoint's fsync would then flush all of it in one burst, and the writer's WAL fsyncs
+        would queue behind that burst for most of a second. In steps, they queue behind at
+        most one step. On a clean file this is a cheap walk of the page cache's dirty tags.
+        """
+        if _sync_file_range is None:
+            return
+        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            size = os.fstat(fd).st_size
+            flags = (
+                _SYNC_FILE_RANGE_WAIT_BEFORE | _SYNC_FILE_RANGE_WRITE | _SYNC_FILE_RANGE_WAIT_AFTER
+            )
+            for offset in range(0, size, WRITEBACK_LAG):
+                if self._checkpoint_stop:
+                    return
+                _sync_file_range(fd, offset, WRITEBACK_LAG, flags)
+        finally:
+            os.close(fd)
 
     def _in_transaction(self, work: Callable[[], object]) -> None:
         self._begin_immediate()
@@ -715,7 +749,9 @@ class SqliteStore(BaseStore):
                 return
             try:
                 self._checkpoint_round()
-            except apsw.Error as exc:  # e.g. BUSY: another process's checkpoint is running
+            except apsw.BusyError:
+                pass  # another connection (another store on the file) is checkpointing
+            except apsw.Error as exc:
                 log.warning("sqlite checkpoint failed (retried later): %s", exc)
             except BaseException:
                 log.exception("sqlite checkpointer failed; the WAL is checkpointed at close")
@@ -727,11 +763,14 @@ class SqliteStore(BaseStore):
         assert conn is not None
         pages = self._checkpoint_pages
         passive = apsw.SQLITE_CHECKPOINT_PASSIVE
+        self._settle_main_file()
         in_wal, copied = conn.wal_checkpoint(mode=passive)
         # The writer appended while that checkpoint fsynced: catch up a few times, as long as
         # it makes progress (no progress: a reader's snapshot holds it back).
+        # What the gated step may still have to copy while the writer waits (~1 MB at most).
+        remainder = max(pages // 4, RESTART_MIN_REMAINDER)
         for _ in range(3):
-            if in_wal - copied <= pages // 4:
+            if in_wal - copied <= remainder:
                 break
             before = copied
             in_wal, copied = conn.wal_checkpoint(mode=passive)
@@ -739,7 +778,7 @@ class SqliteStore(BaseStore):
                 break
         self.checkpoints += 1
         self._checkpoint_base = max(in_wal, 0)
-        if in_wal < RESTART_FACTOR * pages or in_wal - copied > pages // 4:
+        if in_wal < RESTART_FACTOR * pages or in_wal - copied > remainder:
             return
         # Held between two batches, the writer appends nothing: the RESTART copies the small
         # remainder, waits up to RESTART_BUSY_MS for readers on older frames, and the next

@@ -583,8 +583,10 @@ def test_the_wal_stays_bounded_and_restarts_after_a_long_reader(tmp_path: Path) 
             t.join()
         store.close()
     assert errors == []
-    assert steady_peak <= 2 * limit, (steady_peak, limit)
-    assert grown > 2 * limit, (grown, limit)  # the held snapshot pinned the WAL
+    # Restarted every few hundred KB; a few MB when this busy test process starves the
+    # checkpointer thread of the GIL for a while (4 MB seen). Without restarts: 3 MB/s.
+    assert steady_peak <= 8 * limit, (steady_peak, limit)
+    assert grown > 16 * limit, (grown, limit)  # the held snapshot pinned the WAL (30-75 MB)
     assert restarts_held <= restarts_before + 1  # (one may have been mid-way)
     assert store.wal_restarts > restarts_held
     assert after <= 2 * limit, (after, limit)
