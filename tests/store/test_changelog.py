@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Literal
 
@@ -320,5 +321,41 @@ def test_remove_all_undoes_a_promotion_only_when_asked(db: Path) -> None:
         message = store.create_message(MessageIn(conversation_id="c", role="user", content="x"))
         assert store.get_message(message.id).content == "x"
         store.advance_cursor("w", None, "1")
+    finally:
+        store.close()
+
+
+def test_a_write_through_the_store_to_a_promoted_file_is_a_typed_error(db: Path) -> None:
+    store = open_store(f"sqlite://{db}", vector_dimension=DIM)
+    try:
+        kept = store.create_message(MessageIn(conversation_id="c", role="user", content="a"))
+        proposal = store.create_proposal(ProposalIn(kind="k", payload={}))
+        changelog.install(str(db))
+        with changelog.write_transaction(str(db)) as conn:  # promoted under the running store
+            changelog.mark_promoted(conn, "postgresql://u:***@h/db")
+        expected = f"cannot use database sqlite file {db}: {changelog.PROMOTED_MESSAGE}"
+        writes = (
+            lambda: store.create_message(MessageIn(conversation_id="c", role="user", content="b")),
+            lambda: store.decide_proposal(proposal.id, "accepted"),
+            lambda: store.advance_cursor("w", None, "1"),
+            lambda: store.append_event(EventIn(type="t", payload={})),
+        )
+        for write in writes:
+            with pytest.raises(changelog.PromotedReadOnly) as raised:
+                write()
+            assert str(raised.value) == expected
+            assert isinstance(raised.value, StoreUnavailable)
+        # Inserts merged by group commit fail the same way, each with the typed error.
+        with ThreadPoolExecutor(8) as pool:
+            futures = [
+                pool.submit(
+                    store.create_message,
+                    MessageIn(conversation_id="c", role="user", content=str(n)),
+                )
+                for n in range(32)
+            ]
+        for future in futures:
+            assert isinstance(future.exception(), changelog.PromotedReadOnly)
+        assert store.get_message(kept.id).content == "a"  # reads go on
     finally:
         store.close()
