@@ -236,6 +236,8 @@ def run_bench(command: Any, tmp_path: Path) -> None:
             words[index + 1] = BENCH_SIZES[word]
     if words[1] == "bench/backup.py":
         words += ["--size-mb", "8", "--writers", "2"]
+    if words[1] == "bench/promotion_pause.py":
+        words += ["--sizes", "1", "--writers", "2"]
     ok(bash(shlex.join(words), ROOT, timeout=600), command.where)
 
 
