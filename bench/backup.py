@@ -46,8 +46,9 @@ def cache_dir() -> Path:
     return path
 
 
-def generate(path: Path, size_mb: int) -> None:
-    """A store database (real migrations) of about `size_mb` MB, mostly ~1 KB messages."""
+def generate(path: Path, size_mb: int, *, batch: int = 50_000) -> None:
+    """A store database (real migrations) of about `size_mb` MB, mostly ~1 KB messages in the
+    store's canonical formats (µs timestamps), inserted `batch` rows per transaction."""
     from liteshift.store import open_store
 
     tmp = path.with_suffix(".tmp")
@@ -56,7 +57,6 @@ def generate(path: Path, size_mb: int) -> None:
     open_store(f"sqlite://{tmp}", migrate=True).close()
     conn = apsw.Connection(str(tmp))
     conn.execute("PRAGMA synchronous=OFF")
-    batch = 50_000
     done = 0
     while (
         conn.execute("SELECT page_count * page_size FROM pragma_page_count, pragma_page_size").get
@@ -69,7 +69,8 @@ def generate(path: Path, size_mb: int) -> None:
                 "created_at) SELECT printf('00000000-0000-4000-8000-%012d', x), "
                 "'conv-' || (x % 997), 'user', NULL, "
                 "hex(randomblob(400)) || ' ' || hex(randomblob(50)), '{}', "
-                "strftime('%Y-%m-%dT%H:%M:%fZ', '2026-01-01', printf('+%d seconds', x)) FROM n",
+                "strftime('%Y-%m-%dT%H:%M:%f', '2026-01-01', printf('+%d seconds', x)) || '000Z' "
+                "FROM n",
                 (done, done + batch - 1),
             )
         done += batch

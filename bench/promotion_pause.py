@@ -40,10 +40,11 @@ import psycopg
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from backup import generate  # noqa: E402  (bench/, this script's directory)
+
 from liteshift.local.ports import free_port  # noqa: E402
 from liteshift.local.postgres import PostgresServer, start_postgres  # noqa: E402
 from liteshift.promotion.offline import promote_offline  # noqa: E402
-from liteshift.store import open_store  # noqa: E402
 
 API_TOKEN = "bench-api-token-0123456789abcdef"
 ADMIN_TOKEN = "bench-admin-token-0123456789abcdef"
@@ -58,42 +59,12 @@ def cache_dir() -> Path:
     return path
 
 
-def generate(path: Path, size_mb: int) -> None:
-    """A migrated store of about `size_mb` MB of ~1 KB `messages` rows in canonical formats."""
-    tmp = path.with_suffix(".tmp")
-    for suffix in ("", "-wal", "-shm"):
-        Path(f"{tmp}{suffix}").unlink(missing_ok=True)
-    open_store(f"sqlite://{tmp}", migrate=True).close()
-    conn = apsw.Connection(str(tmp))
-    conn.execute("PRAGMA synchronous=OFF")
-    batch = max(100, min(50_000, size_mb * 200))
-    done = 0
-    while (
-        conn.execute("SELECT page_count * page_size FROM pragma_page_count, pragma_page_size").get
-        < size_mb * 1024 * 1024
-    ):
-        with conn:
-            conn.execute(
-                "WITH RECURSIVE n(x) AS (SELECT ? UNION ALL SELECT x + 1 FROM n WHERE x < ?) "
-                "INSERT INTO messages (id, conversation_id, role, sender, content, metadata, "
-                "created_at) SELECT printf('00000000-0000-4000-8000-%012d', x), "
-                "'conv-' || (x % 997), 'user', NULL, "
-                "hex(randomblob(400)) || ' ' || hex(randomblob(50)), '{}', "
-                "strftime('%Y-%m-%dT%H:%M:%f', '2026-01-01', printf('+%d seconds', x)) || '000Z' "
-                "FROM n",
-                (done, done + batch - 1),
-            )
-        done += batch
-    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    conn.close()
-    os.replace(tmp, path)
-
-
 def source(size_mb: int) -> Path:
     path = cache_dir() / f"pause-store-{size_mb}mb.db"
     if not path.exists():
         print(f"generating {path} …", file=sys.stderr)
-        generate(path, size_mb)
+        # Small batches, so a 1 MB file is about 1 MB (backup's default batch is 50 MB).
+        generate(path, size_mb, batch=max(100, min(50_000, size_mb * 200)))
     return path
 
 
