@@ -16,6 +16,7 @@ from typing import IO, BinaryIO, Literal, cast
 import zstandard
 
 from liteshift.backup.errors import InvalidBackupOption
+from liteshift.store.paced_flush import PacedFlush
 
 Compression = Literal["none", "zstd", "gzip"]
 COMPRESSIONS: tuple[Compression, ...] = ("none", "zstd", "gzip")
@@ -52,17 +53,21 @@ def sha256_file(path: Path, progress: ByteProgress | None = None) -> str:
 
 
 class _HashingWriter:
-    """A write-only file wrapper hashing and counting what goes through it."""
+    """A write-only file wrapper hashing and counting what goes through it, flushed to disk in
+    paces (`PacedFlush`) so a live database on the same disk never waits behind it."""
 
-    def __init__(self, raw: BinaryIO) -> None:
+    def __init__(self, raw: BinaryIO, flush: PacedFlush) -> None:
         self.raw = raw
+        self.paced = flush
         self.digest = hashlib.sha256()
         self.size = 0
 
     def write(self, data: bytes) -> int:
         self.digest.update(data)
         self.size += len(data)
-        return self.raw.write(data)
+        written = self.raw.write(data)
+        self.paced.advance()
+        return written
 
     def flush(self) -> None:
         self.raw.flush()
@@ -73,8 +78,8 @@ def compress_file(
 ) -> tuple[int, str]:
     """Compress `src` into the new file `dst` (fsynced); return (size, sha256) of `dst`."""
     done = 0
-    with open(src, "rb") as source, open(dst, "xb") as raw:
-        sink = _HashingWriter(raw)
+    with open(src, "rb") as source, open(dst, "xb") as raw, PacedFlush(dst) as paced:
+        sink = _HashingWriter(raw, paced)
         if codec == "zstd":
             with zstandard.ZstdCompressor(level=ZSTD_LEVEL).stream_writer(
                 cast(IO[bytes], sink), closefd=False
@@ -107,7 +112,7 @@ def decompress_file(
 
     `progress` gets the bytes of `src` consumed so far.
     """
-    with open(src, "rb") as raw, open(dst, "xb") as out:
+    with open(src, "rb") as raw, open(dst, "xb") as out, PacedFlush(dst) as paced:
         reader: IO[bytes]
         if codec == "zstd":
             reader = zstandard.ZstdDecompressor().stream_reader(raw)
@@ -117,6 +122,7 @@ def decompress_file(
             reader = raw
         while chunk := reader.read(CHUNK):
             out.write(chunk)
+            paced.advance()
             if progress is not None:
                 progress(raw.tell())
         out.flush()

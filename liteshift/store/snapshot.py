@@ -8,7 +8,9 @@ backup without the held transaction restarts on every write of another connectio
 a 1 ms write cadence, never finishes). The price: the WAL cannot be checkpointed past the
 snapshot while the copy runs, so it grows; a passive checkpoint afterwards lets it restart.
 The destination runs with `synchronous=OFF` and no journal, and is fsynced once at the end:
-it is a fresh private file, so crash safety during the copy buys nothing.
+it is a fresh private file, so crash safety during the copy buys nothing. It is flushed in
+small steps while it is written (`PacedFlush`), so the live database's commits never wait
+behind a large unflushed copy.
 
 Postgres: `export_snapshot` opens a REPEATABLE READ transaction, exports its snapshot for
 `pg_dump --snapshot`, and reads row counts and the schema version inside that same snapshot, so
@@ -31,6 +33,7 @@ import psycopg
 from psycopg import sql
 
 from liteshift.store.errors import StoreUnavailable
+from liteshift.store.paced_flush import PacedFlush
 
 #: `progress(bytes_done, bytes_total)`, called after each step of an online copy.
 PageProgress = Callable[[int, int], None]
@@ -43,8 +46,8 @@ PAGES_PER_STEP = 1024
 #: compile-time SQLITE_MAX_MMAP_SIZE).
 MMAP_BYTES = 1 << 40
 
-#: Bytes of the copy allowed in flight to the disk (see `_Writeback`): at 100-400 MB/s, a
-#: live database's fsync waits 40-160 ms at most behind them.
+#: Bytes the store's checkpointer writes back at a time before it fsyncs a main file that was
+#: just written wholesale (see `SqliteStore._settle_main_file`).
 WRITEBACK_LAG = 16 * 1024 * 1024
 
 _MIGRATIONS_TABLE = "schema_migrations"
@@ -98,10 +101,10 @@ def online_backup(
             try:
                 src.execute("SELECT count(*) FROM sqlite_schema").get  # noqa: B018 - starts it
                 page_size = int(src.execute("PRAGMA page_size").get)
-                with dst.backup("main", src, "main") as backup, _Writeback(dest) as writeback:
+                with dst.backup("main", src, "main") as backup, PacedFlush(dest) as flush:
                     while not backup.done:
                         backup.step(PAGES_PER_STEP)
-                        writeback.start()
+                        flush.advance()
                         if progress is not None:
                             total = backup.page_count
                             progress((total - backup.remaining) * page_size, total * page_size)
@@ -109,51 +112,11 @@ def online_backup(
                 src.execute("COMMIT")
         finally:
             dst.close()
-    except apsw.Error as exc:
+    except (apsw.Error, OSError) as exc:
         raise StoreUnavailable(f"sqlite file {source}", f"online backup failed: {exc}") from exc
     finally:
         src.close()
     _fsync_file(dest)
-
-
-class _Writeback:
-    """Keep the copy's dirty pages flowing to disk during the copy (Linux sync_file_range).
-
-    Without it the whole copy sits dirty in the page cache until the final fsync, which then
-    flushes it in one burst, and every fsync of the live database's WAL (synchronous=FULL
-    commits) queues behind that burst. After each step, writeback of everything dirty is
-    started, and the copy waits until all but the last `WRITEBACK_LAG` bytes are on disk: the
-    live database's fsyncs never queue behind more than that, large writes still merge, and
-    the final fsync finds almost nothing left to do.
-    """
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.fd = -1
-        self.settled = 0
-
-    def __enter__(self) -> _Writeback:
-        if _sync_file_range is not None:
-            self.fd = os.open(self.path, os.O_RDONLY)
-        return self
-
-    def start(self) -> None:
-        if self.fd < 0 or _sync_file_range is None:
-            return
-        _sync_file_range(self.fd, 0, 0, _SYNC_FILE_RANGE_WRITE)
-        target = os.fstat(self.fd).st_size - WRITEBACK_LAG
-        if target > self.settled:
-            _sync_file_range(
-                self.fd,
-                self.settled,
-                target - self.settled,
-                _SYNC_FILE_RANGE_WAIT_BEFORE | _SYNC_FILE_RANGE_WRITE | _SYNC_FILE_RANGE_WAIT_AFTER,
-            )
-            self.settled = target
-
-    def __exit__(self, *exc: object) -> None:
-        if self.fd >= 0:
-            os.close(self.fd)
 
 
 def _load_sync_file_range() -> Callable[[int, int, int, int], int] | None:
