@@ -54,6 +54,7 @@ from liteshift.store.models import (
     StoreStats,
 )
 from liteshift.store.protocol import DEFAULT_LIMIT
+from liteshift.store.settled import failed
 
 R = TypeVar("R")
 
@@ -155,13 +156,11 @@ class SwitchableStore:
         engine = self._current
         kind = operation_kind(engine, name)
         if kind is None or self._closed:
-            failed: Future[R] = Future()
-            failed.set_exception(
+            return failed(
                 StoreUnavailable("the sidecar store", "store closed")
                 if self._closed
                 else TypeError(f"{method!r} is not a domain method of a store")
             )
-            return failed
         if kind.startswith("media"):
             return self._media(engine, name, args, kwargs)
         if kind != "write":

@@ -61,6 +61,7 @@ from liteshift.store.pagination import (
     encode_time_key,
 )
 from liteshift.store.protocol import DEFAULT_LIMIT, MAX_LIMIT
+from liteshift.store.settled import failed
 from liteshift.store.vector_index import VectorIndex
 
 if TYPE_CHECKING:
@@ -320,18 +321,14 @@ class BaseStore:
         """Run one of this store's domain methods without blocking; errors land in the Future."""
         spec = getattr(getattr(method, "__func__", method), "_liteshift_op", None)
         if not isinstance(spec, OpSpec) or getattr(method, "__self__", self) is not self:
-            failed: Future[R] = Future()
-            failed.set_exception(TypeError(f"{method!r} is not a domain method of this store"))
-            return failed
+            return failed(TypeError(f"{method!r} is not a domain method of this store"))
         return self._start(spec, args, kwargs)
 
     def _start(self, spec: OpSpec, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Future[Any]:
         try:
             task = spec.build(self, *args, **kwargs)
         except Exception as exc:
-            failed: Future[Any] = Future()
-            failed.set_exception(exc)
-            return failed
+            return failed(exc)
         if spec.kind in ("media_read", "media_write"):
             assert self._media is not None  # the build step raised MediaDisabled otherwise
             return self._media.dispatch(self, spec.name, spec.kind, task)

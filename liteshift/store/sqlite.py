@@ -64,6 +64,7 @@ from liteshift.store.dbapi import Db, Row, SqliteDb
 from liteshift.store.errors import MigrationError, StoreUnavailable
 from liteshift.store.media import MediaStore
 from liteshift.store.models import OpSample
+from liteshift.store.settled import failed, settled
 from liteshift.store.snapshot import (
     _SYNC_FILE_RANGE_WAIT_AFTER,
     _SYNC_FILE_RANGE_WAIT_BEFORE,
@@ -394,9 +395,7 @@ class SqliteStore(BaseStore):
         try:
             return self._readers.submit(self._read, name, task, time.monotonic())
         except RuntimeError:
-            closed: Future[Any] = Future()
-            closed.set_exception(StoreUnavailable(f"sqlite file {self.path}", "store closed"))
-            return closed
+            return failed(StoreUnavailable(f"sqlite file {self.path}", "store closed"))
 
     # --- reads ------------------------------------------------------------------------------
 
@@ -443,16 +442,15 @@ class SqliteStore(BaseStore):
         reader = self._lend_inline()
         if reader is None:
             return None
-        future: Future[Any] = Future()
         started = time.perf_counter()
         try:
             reader.cpu_limit = self._inline_budget * INLINE_HARD_LIMIT
             try:
                 try:
-                    result = reader.run(task, name in self._snapshot_reads)
+                    future = settled(reader.run(task, name in self._snapshot_reads))
                 except _NeedsSnapshot:
                     self._snapshot_reads.add(name)
-                    result = reader.run(task, True)
+                    future = settled(reader.run(task, True))
             except (apsw.InterruptError, apsw.BusyError) as exc:
                 # Far over budget (or the file is locked): the pool runs it again from scratch.
                 if isinstance(exc, apsw.InterruptError):
@@ -461,9 +459,7 @@ class SqliteStore(BaseStore):
                     )
                 return None
             except Exception as exc:
-                future.set_exception(exc)
-            else:
-                future.set_result(result)
+                future = failed(exc)
         finally:
             self._give_back(reader)
         elapsed = time.perf_counter() - started
