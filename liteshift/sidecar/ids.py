@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import threading
-import uuid
 
 _BATCH = 256
 
@@ -28,9 +27,14 @@ class UuidSource:
             if self._offset >= len(self._buffer):
                 self._buffer = os.urandom(16 * _BATCH)
                 self._offset = 0
-            raw = self._buffer[self._offset : self._offset + 16]
+            raw = bytearray(self._buffer[self._offset : self._offset + 16])
             self._offset += 16
-        return str(uuid.UUID(bytes=raw, version=4))
+        # What uuid.UUID(bytes=raw, version=4) sets, and its canonical text, at a third of
+        # its cost (one is made per create request).
+        raw[6] = (raw[6] & 0x0F) | 0x40  # version 4
+        raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 4122 variant
+        h = raw.hex()
+        return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 new_id = UuidSource()
