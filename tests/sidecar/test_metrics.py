@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import random
+
 import httpx
+import pytest
+from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from liteshift.sidecar.metrics import PROMOTION_STATES, Metrics
+from liteshift.sidecar.metrics import LATENCY_BUCKETS, PROMOTION_STATES, Metrics
 from liteshift.store.models import OpSample
 from tests.sidecar.conftest import API
 
@@ -93,6 +97,40 @@ def test_observer_and_setters_update_series() -> None:
 
 def test_each_app_has_its_own_registry() -> None:
     first, second = Metrics("a", "n"), Metrics("b", "n")
-    first.writes.inc()
+    first.observe(OpSample("append_event", "write", 0.001, 0.0, 0, True))
     assert 'datastore="b"' not in first.exposition().decode()
     assert 'liteshift_writes_total{datastore="b",namespace="n"} 0.0' in second.exposition().decode()
+
+
+def test_operation_histograms_match_prometheus_clients_own_histogram() -> None:
+    """The hand-kept histograms expose what prometheus_client's Histogram would for the same
+    observations: bucket edges (a value on a bound counts in that bucket), +Inf, count, sum."""
+    rng = random.Random(7)
+    values = [*LATENCY_BUCKETS, 0.0, 11.0, 1e-9] + [rng.uniform(0, 0.02) for _ in range(500)]
+    metrics = Metrics("d", "n")
+    oracle_registry = CollectorRegistry()
+    oracle = Histogram(
+        "liteshift_query_duration_seconds",
+        "oracle",
+        ("datastore", "namespace", "op", "kind"),
+        buckets=LATENCY_BUCKETS,
+        registry=oracle_registry,
+    ).labels("d", "n", "get_message", "read")
+    for value in values:
+        metrics.observe(OpSample("get_message", "read", value, 0.0, 0, True))
+        oracle.observe(value)
+
+    def series(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+        return {
+            (s.name, tuple(sorted(s.labels.items()))): s.value
+            for f in text_string_to_metric_families(text)
+            if f.name == "liteshift_query_duration_seconds"
+            for s in f.samples
+            if not s.name.endswith("_created")
+        }
+
+    ours = series(metrics.exposition().decode())
+    theirs = series(generate_latest(oracle_registry).decode())
+    assert ours.keys() == theirs.keys()
+    for key, value in theirs.items():
+        assert ours[key] == pytest.approx(value), key
