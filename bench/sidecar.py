@@ -7,7 +7,9 @@ load generator, for:
 - `sidecar`: `liteshift`'s app under uvicorn (uvloop + httptools), durable writes
   (synchronous=FULL) through the group-commit writer;
 - `noop`: a route on the same server, behind the same middleware and endpoint wrapper, that
-  touches no store (the HTTP ceiling; added only here, never in production routes);
+  touches no store (the HTTP ceiling; added only here, never in production routes); its
+  `write` workload posts the same event body to a route that parses and validates it and
+  builds the same row and response, without a store (the ceiling for writes over HTTP);
 - `apsw`: raw APSW calls in-process, one connection per thread (the storage ceiling);
 - `datasette`: Datasette serving the same file (reads only; the peer);
 - `baseline`: the sidecar with one transaction per request (`batch_max_ops=1`, i.e. one
@@ -33,6 +35,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -58,11 +61,17 @@ def serve(db: str, port: int, batch_max_ops: int) -> None:
     from liteshift.sidecar import Settings, create_app
     from liteshift.sidecar.metrics import Metrics
     from liteshift.sidecar.responses import json_response
-    from liteshift.sidecar.routing import Call, Operation
+    from liteshift.sidecar.routing import Call, Operation, with_id
+    from liteshift.sidecar.schemas import EventCreate, EventOut
     from liteshift.store import open_store
+    from liteshift.store.models import Event, EventIn
 
     async def noop(call: Call) -> Any:
         return json_response({"ok": True})
+
+    async def noop_write(call: Call) -> Any:
+        event = EventIn(**with_id(call.body))
+        return Event(event.id, event.type, event.subject_id, event.payload, datetime.now(UTC))
 
     settings = Settings(
         db_url=f"sqlite:///{db}",
@@ -84,6 +93,16 @@ def serve(db: str, port: int, batch_max_ops: int) -> None:
         metrics=metrics,
         extra_operations=[
             Operation("GET", "/v1/_noop", noop, "bench only: the HTTP ceiling", "bench"),
+            Operation(
+                "POST",
+                "/v1/_noop_write",
+                noop_write,
+                "bench only: the HTTP ceiling for writes",
+                "bench",
+                body=EventCreate,
+                response=EventOut,
+                status=201,
+            ),
         ],
     )
     sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)  # as `liteshift serve` does
@@ -350,6 +369,12 @@ def one_run(workdir: Path, db: Path, ids: list[str], duration: float) -> dict[st
                 c,
                 run_wrk(url, lua_writes("/v1/events", event, auth), c, duration, workdir),
             )
+            record(
+                "noop",
+                "write",
+                c,
+                run_wrk(url, lua_writes("/v1/_noop_write", event, auth), c, duration, workdir),
+            )
     with sidecar_server(db, batch_max_ops=1) as url:
         for c in CONCURRENCY:
             record(
@@ -485,6 +510,11 @@ def report(
     writes = rps("sidecar/write/64")
     print(
         f"durable writes @64: {writes:.0f}/s (target >= 4000) {'OK' if writes >= 4000 else 'MISS'}"
+    )
+    print(
+        f"(no target) writes @64: sidecar / no-store write route: "
+        f"{writes / rps('noop/write/64'):.2f}; 3x the baseline would be "
+        f"{3 * rps('baseline/write/64') / rps('noop/write/64'):.2f} of that route"
     )
 
 
