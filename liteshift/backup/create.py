@@ -14,7 +14,7 @@ import liteshift
 from liteshift.backup import postgres, sqlite
 from liteshift.backup import progress as phases
 from liteshift.backup.compression import SUFFIX, Compression, compress_file, sha256_file
-from liteshift.backup.durable import fsync_path
+from liteshift.backup.durable import fsync_path, remove_tree_gently
 from liteshift.backup.layout import PARTIAL_PREFIX, new_backup_id, validate_name
 from liteshift.backup.manifest import Manifest
 from liteshift.backup.progress import Progress, silent
@@ -120,7 +120,10 @@ def create_backup(
         os.rename(partial, final)
         fsync_path(dest_dir)
     except BaseException:
-        shutil.rmtree(partial, ignore_errors=True)
+        try:
+            remove_tree_gently(partial)
+        except OSError:
+            shutil.rmtree(partial, ignore_errors=True)
         raise
     log.info(
         "backup created",

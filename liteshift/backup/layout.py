@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import re
 import secrets
-import shutil
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from liteshift.backup.durable import remove_tree_gently
 from liteshift.backup.errors import BackupNotFound, InvalidBackupOption, InvalidManifest
 from liteshift.backup.manifest import MANIFEST_NAME, Manifest, read_manifest
 
@@ -120,5 +120,7 @@ def resolve_backup(path: Path) -> Path:
 
 
 def remove_tree(path: Path) -> None:
-    """Delete a backup directory; raises OSError if it cannot."""
-    shutil.rmtree(path)
+    """Delete a backup directory, its large files in steps (`delete_gently`: a live database's
+    commits on the same disk would otherwise wait on one big free); raises OSError if it
+    cannot."""
+    remove_tree_gently(path)

@@ -7,7 +7,8 @@ Rules, per datastore (one directory may hold several):
 - an incomplete backup (no readable manifest or no data file) is deleted — but one whose
   manifest comes from a newer liteshift (higher format_version) is left alone;
 - an abandoned `.partial-*` directory older than `PARTIAL_GRACE` is deleted.
-Every deletion really happens (`shutil.rmtree`) and is logged, one structured line each.
+Every deletion really happens (`layout.remove_tree`: large files shrink away in steps, so a live
+database on the same disk does not stall) and is logged, one structured line each.
 """
 
 from __future__ import annotations
