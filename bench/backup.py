@@ -246,6 +246,23 @@ def m_liteshift(src: Path, out: Path) -> None:
     create_backup(f"sqlite://{src}", out / "liteshift")
 
 
+def m_unlink_backup(src: Path, out: Path) -> None:
+    (out / VICTIM).unlink()
+
+
+def m_delete_gently(src: Path, out: Path) -> None:
+    from liteshift.backup.durable import delete_gently
+
+    delete_gently(out / VICTIM)
+
+
+#: Rows that copy nothing: no ratio to `sqlite3 .backup`.
+NO_RATIO = ("writers alone", "old backup")
+
+#: The backup file the delete methods remove (copied and flushed before the writers start).
+VICTIM = "old-backup.db"
+
+
 def m_liteshift_zstd(src: Path, out: Path) -> None:
     from liteshift.backup import BackupOptions
 
@@ -311,6 +328,8 @@ def run_load(
         ("sqlite3 .backup", lambda s, o: m_sqlite3_backup(s, o, SQLITE3_LOAD_TIMEOUT)),
         ("VACUUM INTO", m_vacuum_into),
         ("liteshift create (copy+quick_check+sha256+manifest)", m_liteshift),
+        ("rm of an old backup of the same size (plain unlink)", m_unlink_backup),
+        ("liteshift prune of an old backup of the same size (in steps)", m_delete_gently),
     ]
     label = f"{threads} store writers (FULL)" if mode == "store" else f"{threads} writers"
     rows = [Row(name, label) for name, _ in methods]
@@ -321,6 +340,9 @@ def run_load(
             db = work / "live.db"
             for suffix in ("", "-wal", "-shm"):
                 Path(f"{db}{suffix}").unlink(missing_ok=True)
+            if fn in (m_unlink_backup, m_delete_gently):
+                shutil.copyfile(cached, out / VICTIM)
+                fsync(out / VICTIM)
             shutil.copyfile(cached, db)
             # Flush the fresh copy now: left dirty, its 1.1 GB would be written back while the
             # method runs and every WAL fsync would queue behind it — a cost of preparing the
@@ -359,7 +381,7 @@ def report(rows: list[Row], reference: float) -> str:
         seconds = med(row.seconds)
         ratio = (
             f"{seconds / reference:.2f}"
-            if seconds is not None and "writers alone" not in row.name
+            if seconds is not None and not any(word in row.name for word in NO_RATIO)
             else "—"
         )
         p99, mx = med(row.p99), med(row.max)
