@@ -9,7 +9,9 @@ import sys
 import threading
 import time
 import uuid
+from concurrent.futures import Future
 from pathlib import Path
+from typing import Any
 
 import apsw
 import pytest
@@ -74,7 +76,7 @@ def test_sixteen_threads_for_five_seconds(tmp_path: Path) -> None:
     reopened = _open(db)
     try:
         for n, ids in enumerate(acked):
-            stored = []
+            stored: list[str] = []
             cursor = None
             while True:
                 page = reopened.list_messages(
@@ -205,7 +207,7 @@ def test_disk_full_fails_the_batch_and_the_writer_lives_on(tmp_path: Path, index
         kept = store.create_embedding(EmbeddingIn("m", "kept", "x", tuple([0.5] * DIM)))
         pages = store._writer_conn.pragma("page_count")
         store._writer_conn.pragma("max_page_count", pages + 2)  # the "disk" is nearly full
-        futures = [
+        futures: list[Future[Any]] = [
             store.submit(store.create_embedding, EmbeddingIn("m", f"e{i}", "x", tuple([0.1] * DIM)))
             for i in range(3)
         ]
@@ -445,7 +447,7 @@ def test_writes_to_a_promoted_file_fail_as_promoted_read_only(tmp_path: Path) ->
         changelog.install(str(db))
         with changelog.write_transaction(str(db)) as conn:
             changelog.mark_promoted(conn, "postgresql://app:***@db/app")
-        futures = [
+        futures: list[Future[Any]] = [
             store.submit(store.create_message, MessageIn("c", "u", str(i))) for i in range(5)
         ]
         futures.append(store.submit(store.append_event, EventIn("t", {})))
