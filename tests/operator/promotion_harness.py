@@ -1,31 +1,47 @@
 """What the operator's promotion tests share: kopf for real against kmock with promotion
-settings in its memo, a real `liteshift serve` process, Secrets pointing at the test's real
-Postgres, and readers for status, conditions and Events."""
+settings in its memo, Secrets pointing at the test's real Postgres, and readers for status,
+conditions and Events. Seeding, the HTTP write load and sidecar polling live in
+tests/promotion/load.py (the sidecar's own tests use them too)."""
 
 from __future__ import annotations
 
 import base64
 import contextlib
 import threading
-import time
 from collections.abc import Iterator
-from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
-import httpx
 import kopf
 import psycopg
 
 from liteshift.operator.handlers.promotion import PROMOTION_MEMO_KEY, PromotionSettings
 from liteshift.operator.handlers.runtime import MEMO_KEY, Runtime
 from liteshift.operator.kube import Kube
-from liteshift.store import open_store
-from liteshift.store.models import MessageIn
 from tests.operator.cluster import NAMESPACE, Cluster, _in_thread, settings_for_tests
-from tests.operator.sidecar_process import ADMIN_TOKEN, API_TOKEN
+from tests.operator.sidecar_process import ADMIN_TOKEN, API_TOKEN, SidecarProcess
+from tests.promotion.load import postgres_ids, seed
 
-VECTOR_DIMENSION = 4  # as SidecarProcess configures the sidecar
+# seed and postgres_ids are re-exported: the handler tests take every promotion helper here.
+__all__ = [
+    "ADMIN",
+    "API",
+    "annotate",
+    "condition",
+    "create_datastore",
+    "datastore",
+    "dsn_secret",
+    "events",
+    "operator_with",
+    "postgres_ids",
+    "postgres_tables",
+    "promotion",
+    "seed",
+    "seeded_sidecar",
+    "status",
+    "tokens_secret",
+]
+
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 API = {"Authorization": f"Bearer {API_TOKEN}"}
 
@@ -127,30 +143,6 @@ def annotate(cluster: Cluster, name: str, key: str, value: str) -> None:
     cluster.patch("Datastore", name, {"metadata": {"annotations": {key: value}}})
 
 
-def seed(db_path: Path, rows: int) -> None:
-    """`rows` messages written straight into a SQLite store (group commit keeps it fast)."""
-    db_path.parent.mkdir(parents=True, exist_ok=True)
-    store = open_store(f"sqlite:///{db_path}", migrate=True, vector_dimension=VECTOR_DIMENSION)
-    try:
-        pending: list[Future[Any]] = []
-        for i in range(rows):
-            message = MessageIn(conversation_id=f"c{i % 7}", role="user", content=f"seed {i}")
-            pending.append(store.submit(store.create_message, message))
-            if len(pending) >= 2000:
-                for future in pending:
-                    future.result()
-                pending.clear()
-        for future in pending:
-            future.result()
-    finally:
-        store.close()
-
-
-def postgres_ids(dsn: str, table: str) -> set[str]:
-    with psycopg.connect(dsn) as conn:
-        return {str(row[0]) for row in conn.execute(f"SELECT id FROM {table}").fetchall()}
-
-
 def postgres_tables(dsn: str) -> set[str]:
     """Tables in the public schema (none: nothing was ever migrated or copied there)."""
     with psycopg.connect(dsn) as conn:
@@ -160,60 +152,12 @@ def postgres_tables(dsn: str) -> set[str]:
     return {str(row[0]) for row in rows}
 
 
-class WriteLoad:
-    """Threads of HTTP clients creating messages and events through the sidecar's API for as
-    long as the block runs; every acknowledged id and every failed request is recorded."""
-
-    def __init__(self, url: str, threads: int = 4) -> None:
-        self.url = url
-        self.stop = threading.Event()
-        self.acked: dict[str, list[str]] = {"messages": [], "events": []}
-        self.failures: list[str] = []
-        self._lock = threading.Lock()
-        self._threads = [
-            threading.Thread(target=self._run, args=(n,), name=f"load-{n}") for n in range(threads)
-        ]
-
-    def __enter__(self) -> WriteLoad:
-        for thread in self._threads:
-            thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop.set()
-        for thread in self._threads:
-            thread.join(timeout=60)
-
-    def _run(self, n: int) -> None:
-        with httpx.Client(base_url=self.url, timeout=30, headers=API) as http:
-            i = 0
-            while not self.stop.is_set():
-                i += 1
-                table = "messages" if i % 2 else "events"
-                body: dict[str, Any] = (
-                    {"conversation_id": f"load{n}", "role": "user", "content": f"{n}-{i}"}
-                    if table == "messages"
-                    else {"type": "load", "payload": {"n": n, "i": i}}
-                )
-                try:
-                    response = http.post(f"/v1/{table}", json=body)
-                except httpx.HTTPError as exc:
-                    with self._lock:
-                        self.failures.append(f"{table}: {exc!r}")
-                    continue
-                with self._lock:
-                    if response.status_code == 201:
-                        self.acked[table].append(str(response.json()["id"]))
-                    else:
-                        self.failures.append(f"{table}: {response.status_code} {response.text}")
-
-    def total(self) -> int:
-        with self._lock:
-            return sum(len(ids) for ids in self.acked.values())
-
-    def wait_for_writes(self, count: int, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        start = self.total()
-        while self.total() < start + count:
-            assert time.monotonic() < deadline, f"the load wrote {self.total() - start} of {count}"
-            time.sleep(0.05)
+def seeded_sidecar(tmp_path: Path, rows: int, *, batch_rows: int | None = None) -> SidecarProcess:
+    """A `liteshift serve` process (not started yet) for the Datastore apps/shop, on a SQLite
+    file seeded with `rows` messages. `batch_rows=1` (one row per COPY batch) makes the copy
+    of a few 10 000 rows last seconds: long enough to interrupt."""
+    process = SidecarProcess(tmp_path, "shop", "apps")
+    if batch_rows is not None:
+        process.env["LITESHIFT_PROMOTION_BATCH_ROWS"] = str(batch_rows)
+    seed(tmp_path / "data" / "liteshift.db", rows)
+    return process

@@ -34,16 +34,22 @@ from tests.crds.schema import validate
 from tests.operator.cluster import Cluster, running_emulator, wait_for
 from tests.operator.promotion_harness import (
     ADMIN,
-    WriteLoad,
+    API,
     condition,
     create_datastore,
     events,
     operator_with,
-    postgres_ids,
     promotion,
-    seed,
+    seeded_sidecar,
 )
 from tests.operator.sidecar_process import SidecarProcess
+from tests.promotion.load import (
+    WriteLoad,
+    assert_acked_in_postgres,
+    postgres_ids,
+    rows_moving,
+    wait_for_promotion,
+)
 
 TRANSITIONS = ["PromotionStarted", "ReadinessChecks", "Copying", "CatchingUp", "Verifying",
                "CuttingOver", "Promoted"]  # fmt: skip
@@ -59,8 +65,7 @@ def bare_cluster() -> Iterator[Cluster]:
 
 @pytest.fixture
 def sidecar(tmp_path: Path) -> Iterator[SidecarProcess]:
-    process = SidecarProcess(tmp_path, "shop", "apps")
-    seed(tmp_path / "data" / "liteshift.db", SEEDED)
+    process = seeded_sidecar(tmp_path, SEEDED)
     process.start()
     try:
         yield process
@@ -75,6 +80,24 @@ def prometheus(sidecar: SidecarProcess) -> Iterator[PrometheusServer]:
         yield server
     finally:
         server.stop()
+
+
+def _create_load_bound(
+    cluster: Cluster, dsn: str, prometheus: PrometheusServer, **promotion: str
+) -> None:
+    """Create the Datastore shop with criteria on (queried from `prometheus`) and a lock-wait
+    threshold that any write waiting for the writer at all exceeds: the load alone is above
+    it. `promotion` adds the policy, window, cooldown."""
+    create_datastore(
+        cluster,
+        "shop",
+        dsn,
+        promotion={
+            **promotion,
+            "prometheus": {"url": prometheus.url},
+            "thresholds": {"lockWaitP95Seconds": 0.000001},
+        },
+    )
 
 
 def sqlite_rows(db: Path) -> dict[str, set[str]]:
@@ -97,21 +120,11 @@ def test_the_load_itself_promotes_the_store_online(
 ) -> None:
     cluster = bare_cluster
     settings = PromotionSettings(sidecar_url=sidecar.url, evaluation_interval=1.0)
-    create_datastore(
-        cluster,
-        "shop",
-        postgres_dsn,
-        promotion={
-            "policy": "auto",
-            "prometheus": {"url": prometheus.url},
-            "window": "15s",
-            "cooldown": "1m",
-            # Any write that waits for the writer at all: the load alone is above it.
-            "thresholds": {"lockWaitP95Seconds": 0.000001},
-        },
+    _create_load_bound(
+        cluster, postgres_dsn, prometheus, policy="auto", window="15s", cooldown="1m"
     )
     load_began = datetime.now(UTC)
-    with WriteLoad(sidecar.url, threads=6) as load, operator_with(cluster, settings):
+    with WriteLoad(sidecar.url, headers=API, threads=6) as load, operator_with(cluster, settings):
         load.wait_for_writes(50)
         wait_for(
             lambda: promotion(cluster, "shop").get("state") not in (None, "Idle"),
@@ -131,11 +144,11 @@ def test_the_load_itself_promotes_the_store_online(
     print(  # the figures of this run (pytest -s shows them)
         f"promoted: write pause {done['writePauseSeconds'] * 1000:.1f} ms,"
         f" {done['catchUpPasses']} catch-up passes, {done['rowsCopied']} rows copied,"
-        f" {load.total()} acknowledged writes, {len(load.failures)} failed"
+        f" {load.total} acknowledged writes, {len(load.failures)} failed"
     )
     # Zero failed client requests during the whole run.
     assert load.failures == []
-    assert load.total() > 100
+    assert load.total > 100
 
     # Status tells the story: the trigger, the criterion and its values, the pause.
     assert started["trigger"] == "criteria"
@@ -167,10 +180,7 @@ def test_the_load_itself_promotes_the_store_online(
     assert admin["engine"] == "postgres"
     assert sidecar.process is not None and sidecar.process.poll() is None
 
-    # Every acknowledged write is in Postgres.
-    for table, acked in load.acked.items():
-        missing = set(acked) - postgres_ids(postgres_dsn, table)
-        assert not missing, f"{len(missing)} acknowledged {table} missing from Postgres"
+    assert_acked_in_postgres(load, postgres_dsn)
     sidecar.stop()
 
     # The SQLite file is the rollback point: marked, and equal to Postgres as of the cutover.
@@ -268,15 +278,8 @@ class OperatorProcess:
 IN_FLIGHT = ("Copying", "CatchingUp", "Verifying")
 
 
-def _sidecar_state_after_copy(url: str, timeout: float = 120) -> str:
-    """Poll GET /admin/promotion as fast as it answers until the copy is over."""
-    deadline = time.monotonic() + timeout
-    with httpx.Client(base_url=url, headers=ADMIN, timeout=10) as http:
-        while True:
-            state = str(http.get("/admin/promotion").json()["state"])
-            if state not in ("Idle", "ReadinessChecks", "Copying"):
-                return state
-            assert time.monotonic() < deadline, f"still {state}"
+def _copy_over(doc: dict[str, Any]) -> bool:
+    return doc["state"] not in ("Idle", "ReadinessChecks", "Copying")
 
 
 @pytest.mark.slow
@@ -284,16 +287,14 @@ def test_an_operator_killed_mid_promotion_resumes_from_status(
     bare_cluster: Cluster, tmp_path: Path, postgres_dsn: str
 ) -> None:
     cluster = bare_cluster
-    sidecar = SidecarProcess(tmp_path, "shop", "apps")
     # One row per COPY batch: the data moves for seconds, long enough to kill the operator.
-    sidecar.env["LITESHIFT_PROMOTION_BATCH_ROWS"] = "1"
-    seed(tmp_path / "data" / "liteshift.db", 30_000)
+    sidecar = seeded_sidecar(tmp_path, 30_000, batch_rows=1)
     sidecar.start()
     operator = OperatorProcess(tmp_path, cluster.url, sidecar.url)
     try:
         create_datastore(cluster, "shop", postgres_dsn)
         operator.start()
-        with WriteLoad(sidecar.url, threads=6) as load:
+        with WriteLoad(sidecar.url, headers=API, threads=6) as load:
             wait_for(lambda: promotion(cluster, "shop").get("state") == "Idle", timeout=60,
                      message="the operator's first reconcile")  # fmt: skip
             cluster.patch(
@@ -301,7 +302,7 @@ def test_an_operator_killed_mid_promotion_resumes_from_status(
             )
             # The operator dies while the sidecar catches up (polled without pause: on loopback
             # the catch-up lasts a fraction of a second, shorter than the operator's tick).
-            during = _sidecar_state_after_copy(sidecar.url)
+            during = wait_for_promotion(sidecar.url, _copy_over, headers=ADMIN, pause=0)["state"]
             operator.kill()
             killed_in = promotion(cluster, "shop")["state"]
             assert during in ("CatchingUp", "Verifying"), during
@@ -324,8 +325,7 @@ def test_an_operator_killed_mid_promotion_resumes_from_status(
         assert 0 < done["writePauseSeconds"] < 1
         assert live["status"]["engine"] == "postgres"
         assert load.failures == []
-        for table, acked in load.acked.items():
-            assert set(acked) <= postgres_ids(postgres_dsn, table), table
+        assert_acked_in_postgres(load, postgres_dsn)
         # The transitions after the kill (Events are named after the state entered) were
         # recorded once, by the new operator.
         after = TRANSITIONS[TRANSITIONS.index(killed_in) + 1 :]
@@ -350,9 +350,7 @@ def test_a_sidecar_killed_mid_copy_is_asked_again_and_promotes(
     bare_cluster: Cluster, tmp_path: Path, postgres_dsn: str
 ) -> None:
     cluster = bare_cluster
-    sidecar = SidecarProcess(tmp_path, "shop", "apps")
-    sidecar.env["LITESHIFT_PROMOTION_BATCH_ROWS"] = "1"
-    seed(tmp_path / "data" / "liteshift.db", 30_000)
+    sidecar = seeded_sidecar(tmp_path, 30_000, batch_rows=1)
     sidecar.start()
     try:
         create_datastore(cluster, "shop", postgres_dsn)
@@ -362,7 +360,7 @@ def test_a_sidecar_killed_mid_copy_is_asked_again_and_promotes(
                 "Datastore", "shop", {"metadata": {"annotations": {"liteshift.io/promote": "now"}}}
             )
             # The sidecar's own report: the operator's status may lag it by a tick.
-            wait_for(lambda: _rows_moving(sidecar.url), timeout=60, message="the copy")
+            wait_for_promotion(sidecar.url, rows_moving, headers=ADMIN, timeout=60)
             assert sidecar.process is not None
             sidecar.process.send_signal(signal.SIGKILL)
             sidecar.process.wait(timeout=30)
@@ -403,18 +401,8 @@ def test_policy_manual_recommends_then_the_annotation_promotes(
 ) -> None:
     cluster = bare_cluster
     settings = PromotionSettings(sidecar_url=sidecar.url, evaluation_interval=1.0)
-    create_datastore(
-        cluster,
-        "shop",
-        postgres_dsn,
-        promotion={
-            "policy": "manual",
-            "prometheus": {"url": prometheus.url},
-            "window": "10s",
-            "thresholds": {"lockWaitP95Seconds": 0.000001},
-        },
-    )
-    with WriteLoad(sidecar.url, threads=4) as load, operator_with(cluster, settings):
+    _create_load_bound(cluster, postgres_dsn, prometheus, policy="manual", window="10s")
+    with WriteLoad(sidecar.url, headers=API, threads=4) as load, operator_with(cluster, settings):
         wait_for(lambda: promotion(cluster, "shop").get("state") == "Recommended", timeout=120,
                  message="Recommended")  # fmt: skip
         recommended = condition(cluster, "shop", "PromotionRecommended")
@@ -437,8 +425,7 @@ def test_policy_manual_recommends_then_the_annotation_promotes(
     assert done["trigger"] == "annotation"
     assert "recommendedAt" in done
     assert load.failures == []
-    for table, acked in load.acked.items():
-        assert set(acked) <= postgres_ids(postgres_dsn, table), table
+    assert_acked_in_postgres(load, postgres_dsn)
 
 
 @pytest.mark.slow
@@ -447,9 +434,7 @@ def test_postgres_stopping_mid_copy_rolls_back_with_the_reason(
 ) -> None:
     cluster = bare_cluster
     target = start_postgres()  # its own server: this test stops it
-    sidecar = SidecarProcess(tmp_path, "shop", "apps")
-    sidecar.env["LITESHIFT_PROMOTION_BATCH_ROWS"] = "1"
-    seed(tmp_path / "data" / "liteshift.db", 30_000)
+    sidecar = seeded_sidecar(tmp_path, 30_000, batch_rows=1)
     sidecar.start()
     try:
         create_datastore(cluster, "shop", target.create_database())
@@ -458,7 +443,7 @@ def test_postgres_stopping_mid_copy_rolls_back_with_the_reason(
             cluster.patch(
                 "Datastore", "shop", {"metadata": {"annotations": {"liteshift.io/promote": "now"}}}
             )
-            wait_for(lambda: _rows_moving(sidecar.url), timeout=60, message="the copy")
+            wait_for_promotion(sidecar.url, rows_moving, headers=ADMIN, timeout=60)
             target.stop()
             wait_for(lambda: promotion(cluster, "shop").get("state") in ("Promoted", "RolledBack"),
                      timeout=120, message="the outcome")  # fmt: skip
@@ -482,8 +467,3 @@ def test_postgres_stopping_mid_copy_rolls_back_with_the_reason(
     db = tmp_path / "data" / "liteshift.db"
     assert promoted_marker(str(db)) is None  # never cut over: SQLite is the primary
     assert len(sqlite_rows(db)["messages"]) == 30_003
-
-
-def _rows_moving(url: str) -> bool:
-    doc = httpx.get(f"{url}/admin/promotion", headers=ADMIN).json()
-    return bool(doc["state"] == "Copying" and sum((doc.get("rows_copied") or {}).values()) > 0)

@@ -7,6 +7,7 @@ OnlinePromotion resumes on the same file, as a restarted sidecar would.
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import subprocess
 import sys
@@ -42,6 +43,7 @@ from liteshift.store.errors import StoreUnavailable
 from liteshift.store.models import EmbeddingIn, MessageIn, ProposalIn
 from liteshift.store.transfer import DOMAIN_TABLES, SqliteSnapshot
 from tests.promotion.conftest import DIMENSION
+from tests.promotion.load import postgres_ids
 
 
 class Crash(Exception):
@@ -72,9 +74,21 @@ def _pg(dsn: str, query: str, params: tuple[object, ...] = ()) -> list[tuple[Any
         return list(conn.execute(query, params).fetchall())
 
 
-def _raw(path: Path) -> apsw.Connection:
+@contextlib.contextmanager
+def _raw(path: Path) -> Iterator[apsw.Connection]:
     """A plain connection of another process/tool, bypassing the store's validation."""
-    return sqlite_connect(str(path), create=False)
+    conn = sqlite_connect(str(path), create=False)
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
+def _raw_execute(path: Path, *statements: str) -> None:
+    """Run `statements` on the file as another process/tool would, one after the other."""
+    with _raw(path) as conn:
+        for statement in statements:
+            conn.execute(statement)
 
 
 def _vector() -> tuple[float, float, float]:
@@ -185,13 +199,12 @@ def test_copy_under_concurrent_writes_then_finish_keeps_every_acknowledged_write
     assert sum(finished.steps.values()) <= finished.seconds
     counts = _assert_same_data(filled_sqlite, postgres_dsn)
     assert finished.rows == counts
-    ids = {str(r[0]) for r in _pg(postgres_dsn, "SELECT id FROM messages")}
-    assert set(writer.messages) <= ids
+    assert set(writer.messages) <= postgres_ids(postgres_dsn, "messages")
     accepted: dict[str, str] = dict(
         _pg(postgres_dsn, "SELECT id, status FROM proposals WHERE id = ANY(%s)", (writer.accepted,))
     )
     assert accepted == dict.fromkeys(writer.accepted, "accepted")
-    embeddings = {str(r[0]) for r in _pg(postgres_dsn, "SELECT id FROM embeddings")}
+    embeddings = postgres_ids(postgres_dsn, "embeddings")
     assert writer.deleted and not set(writer.deleted) & embeddings
     assert set(writer.live_embeddings) <= embeddings
     assert _pg(postgres_dsn, "SELECT position FROM etl_cursors WHERE name = 'live'") == [
@@ -245,14 +258,12 @@ def test_a_loose_value_written_during_catch_up_refuses(
     filled_sqlite: Path, postgres_dsn: str
 ) -> None:
     def legacy_write() -> None:
-        conn = _raw(filled_sqlite)
-        try:  # valid for the STRICT table (TEXT), not JSON: Postgres would reject it
-            conn.execute(
-                "INSERT INTO messages VALUES ('loose-1', 'c', 'user', NULL, 'x', '{\"a\":', "
-                "'2026-01-01T00:00:00.000000Z')"
-            )
-        finally:
-            conn.close()
+        # Valid for the STRICT table (TEXT), not JSON: Postgres would reject it.
+        _raw_execute(
+            filled_sqlite,
+            "INSERT INTO messages VALUES ('loose-1', 'c', 'user', NULL, 'x', '{\"a\":', "
+            "'2026-01-01T00:00:00.000000Z')",
+        )
 
     promotion = OnlinePromotion(
         str(filled_sqlite), postgres_dsn, batch_rows=5, progress=_during("copy", legacy_write)
@@ -272,12 +283,11 @@ def test_a_loose_value_in_the_final_delta_refuses_finish(
 ) -> None:
     promotion = OnlinePromotion(str(filled_sqlite), postgres_dsn)
     promotion.prepare()
-    conn = _raw(filled_sqlite)
-    try:
-        conn.execute("UPDATE etl_cursors SET updated_at = 'yesterday' WHERE name = 'worker-2'")
-        conn.execute("UPDATE etl_cursors SET position = 'seen' WHERE name = 'worker-3'")
-    finally:
-        conn.close()
+    _raw_execute(
+        filled_sqlite,
+        "UPDATE etl_cursors SET updated_at = 'yesterday' WHERE name = 'worker-2'",
+        "UPDATE etl_cursors SET position = 'seen' WHERE name = 'worker-3'",
+    )
     with pytest.raises(LooseData, match="worker-2"):
         promotion.finish()
     assert promoted_marker(str(filled_sqlite)) is None
@@ -285,14 +295,10 @@ def test_a_loose_value_in_the_final_delta_refuses_finish(
     assert _pg(postgres_dsn, "SELECT position FROM etl_cursors WHERE name = 'worker-3'") != [
         ("seen",)
     ]
-    conn = _raw(filled_sqlite)
-    try:  # SQLite is still the primary: it takes writes
-        conn.execute(
-            "UPDATE etl_cursors SET updated_at = '2026-01-01T00:00:00.000000Z' "
-            "WHERE name = 'worker-2'"
-        )
-    finally:
-        conn.close()
+    _raw_execute(  # SQLite is still the primary: it takes writes
+        filled_sqlite,
+        "UPDATE etl_cursors SET updated_at = '2026-01-01T00:00:00.000000Z' WHERE name = 'worker-2'",
+    )
     promotion.finish()
     _assert_same_data(filled_sqlite, postgres_dsn)
 
@@ -321,19 +327,15 @@ def test_resume_after_a_crash_mid_copy_ends_with_equal_checksums(
             first.prepare()
         writer.wait_for(10)
         # The capture stayed installed: the writes after the crash are recorded.
-        conn = _raw(filled_sqlite)
-        try:
+        with _raw(filled_sqlite) as conn:
             assert changelog.installed(conn)
-        finally:
-            conn.close()
         second = OnlinePromotion(str(filled_sqlite), postgres_dsn, batch_rows=5)
         second.prepare()
         writer.pause()
         assert not writer.errors, writer.errors
         second.finish()
     _assert_same_data(filled_sqlite, postgres_dsn)
-    ids = {str(r[0]) for r in _pg(postgres_dsn, "SELECT id FROM messages")}
-    assert set(writer.messages) <= ids
+    assert set(writer.messages) <= postgres_ids(postgres_dsn, "messages")
 
 
 def test_resume_after_a_crash_mid_catch_up_empties_the_copied_target_first(
@@ -370,15 +372,12 @@ def test_abort_leaves_sqlite_primary_and_the_target_empty(
         assert _pg(postgres_dsn, f"SELECT count(*) FROM {spec.name}") == [(0,)]
     assert promoted_marker(str(filled_sqlite)) is None
     assert changelog.read_file_meta(str(filled_sqlite)) is None
-    conn = _raw(filled_sqlite)
-    try:
+    with _raw(filled_sqlite) as conn:
         assert not changelog.installed(conn)
         leftovers = conn.execute(
             "SELECT name FROM sqlite_schema WHERE name LIKE '_liteshift%'"
         ).fetchall()
         assert leftovers == []
-    finally:
-        conn.close()
     after = store.create_message(MessageIn(conversation_id="c", role="user", content="after abort"))
     assert store.get_message(after.id).content == "after abort"
     with pytest.raises(PromotionNotPrepared):
@@ -498,11 +497,7 @@ def test_finish_refuses_when_the_capture_was_removed_behind_its_back(
 ) -> None:
     promotion = OnlinePromotion(str(filled_sqlite), postgres_dsn)
     promotion.prepare()
-    conn = _raw(filled_sqlite)
-    try:
-        conn.execute("DROP TRIGGER _liteshift_capture_messages_insert")
-    finally:
-        conn.close()
+    _raw_execute(filled_sqlite, "DROP TRIGGER _liteshift_capture_messages_insert")
     with pytest.raises(VerificationFailed, match="capture"):
         promotion.finish()
     assert promoted_marker(str(filled_sqlite)) is None
@@ -540,11 +535,8 @@ def test_postgres_stopping_mid_promotion_leaves_sqlite_primary_and_a_retry_succe
         assert promoted_marker(str(filled_sqlite)) is None
         meta = changelog.read_file_meta(str(filled_sqlite))
         assert meta is not None and meta.copy_target == promotion.target  # ours to empty
-        conn = _raw(filled_sqlite)
-        try:
+        with _raw(filled_sqlite) as conn:
             assert not changelog.installed(conn)
-        finally:
-            conn.close()
 
         server.resume()
         # The rows the first copy left are this file's: the retry replaces them.
@@ -597,8 +589,7 @@ def test_a_process_killed_mid_copy_is_resumed_by_a_new_one(
         assert not writer.errors, writer.errors
         resumed.finish()
     _assert_same_data(filled_sqlite, postgres_dsn)
-    ids = {str(r[0]) for r in _pg(postgres_dsn, "SELECT id FROM messages")}
-    assert set(writer.messages) <= ids
+    assert set(writer.messages) <= postgres_ids(postgres_dsn, "messages")
 
 
 def test_a_write_racing_finish_waits_for_it_and_is_refused_never_lost(
@@ -608,16 +599,14 @@ def test_a_write_racing_finish_waits_for_it_and_is_refused_never_lost(
     racer: list[threading.Thread] = []
 
     def late_write() -> None:
-        conn = _raw(filled_sqlite)  # another writer that ignored the pause
-        try:
-            conn.execute(
-                "INSERT INTO etl_cursors VALUES ('late', 'p', '2026-01-01T00:00:00.000000Z')"
-            )
-            outcome.append(None)
-        except apsw.Error as exc:
-            outcome.append(exc)
-        finally:
-            conn.close()
+        with _raw(filled_sqlite) as conn:  # another writer that ignored the pause
+            try:
+                conn.execute(
+                    "INSERT INTO etl_cursors VALUES ('late', 'p', '2026-01-01T00:00:00.000000Z')"
+                )
+                outcome.append(None)
+            except apsw.Error as exc:
+                outcome.append(exc)
 
     def race(step: OnlineProgress) -> None:
         if step.phase == "final" and not racer:

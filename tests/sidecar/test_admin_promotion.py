@@ -7,21 +7,19 @@ and present in Postgres, the write pause is under a second, the engine switched 
 
 from __future__ import annotations
 
+import functools
 import re
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import apsw
 import httpx
-import psycopg
 import pytest
 
 from liteshift.local.postgres import start_postgres
@@ -35,62 +33,24 @@ from liteshift.promotion.online import (
 from liteshift.promotion.verify import verify
 from liteshift.sidecar import Settings
 from liteshift.sidecar.promotion import PromotedFileRefused, Promoter, serving_settings
-from liteshift.sidecar.schemas import PromotionOut
 from liteshift.sidecar.settings import SettingsError
-from liteshift.store import changelog, open_store
-from liteshift.store.models import MessageIn
+from liteshift.store import changelog
 from liteshift.store.transfer import DOMAIN_TABLES, SqliteSnapshot
 from liteshift.store.urls import redact
 from tests.operator.sidecar_process import ADMIN_TOKEN as PROCESS_ADMIN_TOKEN
 from tests.operator.sidecar_process import SidecarProcess
-from tests.sidecar.conftest import ADMIN, API, DIMENSION, Sidecar, make_sidecar, running
+from tests.promotion.load import (
+    TERMINAL,
+    WriteLoad,
+    postgres_ids,
+    rows_moving,
+    seed,
+    wait_for_promotion,
+)
+from tests.sidecar.conftest import ADMIN, API, Sidecar, make_sidecar, running
 
-TERMINAL = ("Promoted", "RolledBack")
-
-
-def seed(db_url: str, rows: int, *, content_bytes: int = 64) -> None:
-    """`rows` messages written straight into the store (group commit keeps this fast)."""
-    store = open_store(db_url, migrate=True, vector_dimension=DIMENSION)
-    try:
-        pending: list[Future[Any]] = []
-        for i in range(rows):
-            body = f"seed {i} ".ljust(content_bytes, "x")
-            pending.append(
-                store.submit(
-                    store.create_message,
-                    MessageIn(conversation_id=f"c{i % 7}", role="user", content=body),
-                )
-            )
-            if len(pending) >= 2000:
-                for f in pending:
-                    f.result()
-                pending.clear()
-        for f in pending:
-            f.result()
-    finally:
-        store.close()
-
-
-def wait_for(
-    http: httpx.Client,
-    done: Callable[[dict[str, Any]], bool],
-    *,
-    timeout: float = 120,
-    headers: dict[str, str] = ADMIN,
-) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        doc: dict[str, Any] = http.get("/admin/promotion", headers=headers).json()
-        PromotionOut.model_validate(doc)  # every document the API gives matches its schema
-        if done(doc):
-            return doc
-        assert time.monotonic() < deadline, f"promotion stuck: {doc}"
-        time.sleep(0.02)
-
-
-def pg_ids(dsn: str, table: str) -> set[str]:
-    with psycopg.connect(dsn) as conn:
-        return {r[0] for r in conn.execute(f"SELECT id FROM {table}").fetchall()}
+# Every admin call of these tests: the in-process sidecar's tokens.
+wait_for = functools.partial(wait_for_promotion, headers=ADMIN)
 
 
 def sqlite_triggers(path: Path) -> list[str]:
@@ -123,81 +83,6 @@ def list_all(http: httpx.Client, path: str) -> set[str]:
             return ids
 
 
-class WriteLoad:
-    """Threads of HTTP clients posting messages and events (counting acknowledged ids), and
-    one reading back what was acknowledged; every answer but the expected one is a failure."""
-
-    def __init__(self, url: str, threads: int = 4) -> None:
-        self.url = url
-        self.stop = threading.Event()
-        self.acked: dict[str, list[str]] = {"messages": [], "events": []}
-        self.failures: list[str] = []
-        self.reads = 0
-        self._lock = threading.Lock()
-        self._threads = [threading.Thread(target=self._run, args=(n,)) for n in range(threads)]
-        self._threads.append(threading.Thread(target=self._read))
-
-    def __enter__(self) -> WriteLoad:
-        for t in self._threads:
-            t.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop.set()
-        for t in self._threads:
-            t.join(timeout=60)
-
-    def _run(self, n: int) -> None:
-        with httpx.Client(base_url=self.url, timeout=30, headers=API) as http:
-            i = 0
-            while not self.stop.is_set():
-                i += 1
-                if i % 2:
-                    table = "messages"
-                    body: dict[str, Any] = {
-                        "conversation_id": f"load{n}",
-                        "role": "u",
-                        "content": f"{i}",
-                    }
-                else:
-                    table = "events"
-                    body = {"type": "load", "payload": {"n": n, "i": i}}
-                try:
-                    response = http.post(f"/v1/{table}", json=body)
-                except httpx.HTTPError as exc:
-                    with self._lock:
-                        self.failures.append(f"{table}: {exc!r}")
-                    continue
-                with self._lock:
-                    if response.status_code == 201:
-                        self.acked[table].append(response.json()["id"])
-                    else:
-                        self.failures.append(f"{table}: {response.status_code} {response.text}")
-
-    def _read(self) -> None:
-        with httpx.Client(base_url=self.url, timeout=30, headers=API) as http:
-            while not self.stop.is_set():
-                with self._lock:
-                    latest = self.acked["messages"][-1] if self.acked["messages"] else None
-                try:
-                    page = http.get("/v1/events", params={"limit": 20})
-                    one = http.get(f"/v1/messages/{latest}") if latest else page
-                except httpx.HTTPError as exc:
-                    with self._lock:
-                        self.failures.append(f"read: {exc!r}")
-                    continue
-                with self._lock:
-                    self.reads += 1
-                    for response in (page, one):
-                        if response.status_code != 200:
-                            self.failures.append(f"read: {response.status_code} {response.text}")
-
-    @property
-    def total(self) -> int:
-        with self._lock:
-            return sum(len(v) for v in self.acked.values())
-
-
 def sqlite_sidecar(tmp_path: Path) -> tuple[Sidecar, Path]:
     path = tmp_path / "primary.db"
     return make_sidecar(f"sqlite:///{path}", tmp_path), path
@@ -225,18 +110,33 @@ def use_promoter(sidecar: Sidecar, **options: Any) -> Promoter:
     return promoter
 
 
+def slow_copy_sidecar(tmp_path: Path) -> tuple[Sidecar, Path]:
+    """A SQLite sidecar with 3000 rows whose copy sleeps 50 ms a batch of 100 rows: a copy
+    of over a second, long enough to act on mid-copy."""
+    sidecar, path = sqlite_sidecar(tmp_path)
+    seed(path, 3000, pad_to=64)
+    use_promoter(sidecar, factory=slowed(0.05), promotion_options={"batch_rows": 100})
+    return sidecar, path
+
+
+def promote_until_copying(http: httpx.Client, target: str) -> None:
+    """Start a promotion to `target` and wait until its copy has moved rows."""
+    started = http.post("/admin/promotion", json={"target_url": target}, headers=ADMIN)
+    assert started.status_code == 202
+    wait_for(http, rows_moving)
+
+
 # --- the headline: promotion under a concurrent write load -------------------------------
 
 
 def test_promotion_under_write_load_loses_nothing(tmp_path: Path, postgres_dsn: str) -> None:
     sidecar, path = sqlite_sidecar(tmp_path)
-    seed(f"sqlite:///{path}", 5000)
+    seed(path, 5000, pad_to=64)
     with running(sidecar) as http:
         assert http.get("/admin/promotion", headers=ADMIN).json()["state"] == "Idle"
         url = str(http.base_url).rstrip("/")
-        with WriteLoad(url) as load:
-            while load.total < 200:
-                time.sleep(0.01)
+        with WriteLoad(url, headers=API, read_back=True) as load:
+            load.wait_for_writes(200)
             started = http.post(
                 "/admin/promotion", json={"target_url": postgres_dsn}, headers=ADMIN
             )
@@ -250,9 +150,7 @@ def test_promotion_under_write_load_loses_nothing(tmp_path: Path, postgres_dsn: 
                 return doc["state"] in TERMINAL
 
             doc = wait_for(http, finished)
-            at_promotion = load.total
-            while load.total < at_promotion + 200:  # writes keep landing, now on Postgres
-                time.sleep(0.01)
+            load.wait_for_writes(200)  # writes keep landing, now on Postgres
         assert doc["state"] == "Promoted", doc
         assert not load.failures, load.failures[:5]
         assert load.reads > 10
@@ -274,7 +172,7 @@ def test_promotion_under_write_load_loses_nothing(tmp_path: Path, postgres_dsn: 
         for table, route in (("messages", "/v1/messages"), ("events", "/v1/events")):
             acked = set(load.acked[table])
             assert acked <= list_all(http, route), table
-            assert acked <= pg_ids(postgres_dsn, table), table
+            assert acked <= postgres_ids(postgres_dsn, table), table
         sample = load.acked["messages"][-1]
         assert http.get(f"/v1/messages/{sample}", headers=API).status_code == 200
 
@@ -290,13 +188,9 @@ def test_promotion_under_write_load_loses_nothing(tmp_path: Path, postgres_dsn: 
 
 
 def test_abort_mid_copy_rolls_back_to_sqlite(tmp_path: Path, postgres_dsn: str) -> None:
-    sidecar, path = sqlite_sidecar(tmp_path)
-    seed(f"sqlite:///{path}", 3000)
-    use_promoter(sidecar, factory=slowed(0.05), promotion_options={"batch_rows": 100})
+    sidecar, path = slow_copy_sidecar(tmp_path)
     with running(sidecar) as http:
-        started = http.post("/admin/promotion", json={"target_url": postgres_dsn}, headers=ADMIN)
-        assert started.status_code == 202
-        wait_for(http, lambda d: d["state"] == "Copying" and sum(d["rows_copied"].values()) > 0)
+        promote_until_copying(http, postgres_dsn)
         joined = http.post("/admin/promotion", json={"target_url": postgres_dsn}, headers=ADMIN)
         assert joined.status_code == 202 and joined.json()["state"] == "Copying"
         other = http.post(
@@ -325,7 +219,7 @@ def test_abort_mid_copy_rolls_back_to_sqlite(tmp_path: Path, postgres_dsn: str) 
             in http.get("/metrics").text
         )
         assert not any("liteshift" in t for t in sqlite_triggers(path))
-        assert pg_ids(postgres_dsn, "messages") == set()
+        assert postgres_ids(postgres_dsn, "messages") == set()
         again = http.post("/admin/promotion/abort", headers=ADMIN)
         assert again.status_code == 200 and again.json()["state"] == "RolledBack"
         assert promoted_marker(str(path)) is None
@@ -335,28 +229,24 @@ def test_abort_mid_copy_rolls_back_to_sqlite(tmp_path: Path, postgres_dsn: str) 
         assert restarted.status_code == 202
         doc = wait_for(http, lambda d: d["state"] in TERMINAL)
         assert doc["state"] == "Promoted", doc
-        assert created.json()["id"] in pg_ids(postgres_dsn, "messages")
+        assert created.json()["id"] in postgres_ids(postgres_dsn, "messages")
     assert checksums_equal(str(path), postgres_dsn)
 
 
 def test_shutting_down_mid_copy_rolls_back(tmp_path: Path, postgres_dsn: str) -> None:
-    sidecar, path = sqlite_sidecar(tmp_path)
-    seed(f"sqlite:///{path}", 3000)
-    use_promoter(sidecar, factory=slowed(0.05), promotion_options={"batch_rows": 100})
+    sidecar, path = slow_copy_sidecar(tmp_path)
     with running(sidecar) as http:
-        started = http.post("/admin/promotion", json={"target_url": postgres_dsn}, headers=ADMIN)
-        assert started.status_code == 202
-        wait_for(http, lambda d: d["state"] == "Copying" and sum(d["rows_copied"].values()) > 0)
+        promote_until_copying(http, postgres_dsn)
     # The lifespan stopped the run before closing the store: nothing is left half done.
     assert sidecar.app.state.sidecar.promoter.document()["state"] == "RolledBack"
     assert not any("liteshift" in t for t in sqlite_triggers(path))
-    assert pg_ids(postgres_dsn, "messages") == set()
+    assert postgres_ids(postgres_dsn, "messages") == set()
     assert promoted_marker(str(path)) is None
 
 
 def test_abort_after_a_crash_removes_the_leftover_capture(tmp_path: Path) -> None:
     path = tmp_path / "primary.db"
-    seed(f"sqlite:///{path}", 10)
+    seed(path, 10, pad_to=64)
     changelog.install(str(path))  # what a sidecar killed mid-promotion leaves in its file
     assert any("liteshift" in t for t in sqlite_triggers(path))
     sidecar = make_sidecar(f"sqlite:///{path}", tmp_path)
@@ -377,18 +267,15 @@ def test_postgres_stopping_mid_copy_rolls_back_under_load(tmp_path: Path) -> Non
     server = start_postgres()  # its own server: this test stops it
     try:
         dsn = server.create_database()
-        sidecar, path = sqlite_sidecar(tmp_path)
-        seed(f"sqlite:///{path}", 3000)
-        use_promoter(sidecar, factory=slowed(0.05), promotion_options={"batch_rows": 100})
-        with running(sidecar) as http, WriteLoad(str(http.base_url).rstrip("/")) as load:
-            started = http.post("/admin/promotion", json={"target_url": dsn}, headers=ADMIN)
-            assert started.status_code == 202
-            wait_for(http, lambda d: d["state"] == "Copying" and sum(d["rows_copied"].values()) > 0)
+        sidecar, path = slow_copy_sidecar(tmp_path)
+        with (
+            running(sidecar) as http,
+            WriteLoad(str(http.base_url).rstrip("/"), headers=API, read_back=True) as load,
+        ):
+            promote_until_copying(http, dsn)
             server.pause()
             doc = wait_for(http, lambda d: d["state"] in TERMINAL, timeout=60)
-            at_rollback = load.total
-            while load.total < at_rollback + 50:  # SQLite keeps taking writes
-                time.sleep(0.01)
+            load.wait_for_writes(50)  # SQLite keeps taking writes
             assert doc["state"] == "RolledBack", doc
             assert doc["error"]["error"] == "store_unavailable", doc
             assert http.get("/admin/status", headers=ADMIN).json()["engine"] == "sqlite"
@@ -454,21 +341,18 @@ class CaptureLostAtCutover(OnlinePromotion):
 
 def test_a_failed_cutover_reopens_the_gate_onto_sqlite(tmp_path: Path, postgres_dsn: str) -> None:
     sidecar, path = sqlite_sidecar(tmp_path)
-    seed(f"sqlite:///{path}", 1000)
+    seed(path, 1000, pad_to=64)
     use_promoter(sidecar, factory=CaptureLostAtCutover)
     with running(sidecar) as http:
         url = str(http.base_url).rstrip("/")
-        with WriteLoad(url) as load:
-            while load.total < 100:
-                time.sleep(0.01)
+        with WriteLoad(url, headers=API, read_back=True) as load:
+            load.wait_for_writes(100)
             started = http.post(
                 "/admin/promotion", json={"target_url": postgres_dsn}, headers=ADMIN
             )
             assert started.status_code == 202
             doc = wait_for(http, lambda d: d["state"] in TERMINAL)
-            at_rollback = load.total
-            while load.total < at_rollback + 100:
-                time.sleep(0.01)
+            load.wait_for_writes(100)
         assert doc["state"] == "RolledBack", doc
         assert doc["error"]["error"] == "verification_failed", doc
         assert doc["write_pause_ms"] is not None and doc["write_pause_ms"] < 1000
@@ -476,7 +360,7 @@ def test_a_failed_cutover_reopens_the_gate_onto_sqlite(tmp_path: Path, postgres_
         assert http.get("/admin/status", headers=ADMIN).json()["engine"] == "sqlite"
         for table, route in (("messages", "/v1/messages"), ("events", "/v1/events")):
             assert set(load.acked[table]) <= list_all(http, route), table
-        assert pg_ids(postgres_dsn, "messages") == set()
+        assert postgres_ids(postgres_dsn, "messages") == set()
     assert promoted_marker(str(path)) is None
 
 
@@ -502,7 +386,7 @@ def test_promotion_settings_from_the_environment(tmp_path: Path) -> None:
 
 def promote_quietly(tmp_path: Path, dsn: str) -> Path:
     sidecar, path = sqlite_sidecar(tmp_path)
-    seed(f"sqlite:///{path}", 50)
+    seed(path, 50, pad_to=64)
     with running(sidecar) as http:
         assert (
             http.post("/admin/promotion", json={"target_url": dsn}, headers=ADMIN).status_code
@@ -554,7 +438,7 @@ def test_restart_on_a_promoted_file(tmp_path: Path, postgres_dsn: str) -> None:
         process.add_messages(3)  # writes go to Postgres
     finally:
         process.stop()
-    assert len(pg_ids(postgres_dsn, "messages")) == 53
+    assert len(postgres_ids(postgres_dsn, "messages")) == 53
 
 
 # --- crash: SIGKILL during Copying, restart, promote again --------------------------------
@@ -565,7 +449,7 @@ def test_sigkill_during_copying_then_promote_again(tmp_path: Path, postgres_dsn:
     process = SidecarProcess(tmp_path, "ds-crash", "ns")
     process.env["LITESHIFT_PROMOTION_BATCH_ROWS"] = "50"
     db_path = tmp_path / "data" / "liteshift.db"
-    seed(f"sqlite:///{db_path}", 20000)
+    seed(db_path, 20000, pad_to=64)
     admin = {"Authorization": f"Bearer {PROCESS_ADMIN_TOKEN}"}
     process.start()
     try:
@@ -573,14 +457,7 @@ def test_sigkill_during_copying_then_promote_again(tmp_path: Path, postgres_dsn:
             assert (
                 http.post("/admin/promotion", json={"target_url": postgres_dsn}).status_code == 202
             )
-            deadline = time.monotonic() + 60
-            while True:
-                doc = http.get("/admin/promotion").json()
-                if doc["state"] == "Copying" and sum(doc["rows_copied"].values()) > 0:
-                    break
-                assert doc["state"] not in TERMINAL, doc
-                assert time.monotonic() < deadline, doc
-                time.sleep(0.01)
+            wait_for(http, rows_moving, timeout=60, pause=0.01, headers=admin)
         assert process.process is not None
         process.process.send_signal(signal.SIGKILL)
         process.process.wait(timeout=30)
@@ -601,4 +478,4 @@ def test_sigkill_during_copying_then_promote_again(tmp_path: Path, postgres_dsn:
         process.stop()
     assert promoted_marker(str(db_path)) is not None
     assert checksums_equal(str(db_path), postgres_dsn)
-    assert len(pg_ids(postgres_dsn, "messages")) == 20005
+    assert len(postgres_ids(postgres_dsn, "messages")) == 20005
