@@ -314,7 +314,11 @@ def test_an_operator_killed_mid_promotion_resumes_from_status(
             wait_for(lambda: promotion(cluster, "shop").get("state") in ("Promoted", "RolledBack"),
                      timeout=120, message="the resumed promotion's outcome")  # fmt: skip
             load.wait_for_writes(20)
-            wait_for(lambda: all(events(cluster, "shop", r) for r in TRANSITIONS),
+            # Every transition has its Event, except maybe the one the killed operator made
+            # last: kopf posts Events from a background queue, so a SIGKILL right after a
+            # tick can drop that tick's Event (Kubernetes Events are best effort; the status
+            # is the record, and it was checked above).
+            wait_for(lambda: all(events(cluster, "shop", r) for r in TRANSITIONS if r != killed_in),
                      message="Events")  # fmt: skip
         live = cluster.get("Datastore", "shop") or {}
         done = live["status"]["promotion"]
