@@ -138,7 +138,8 @@ def curls(block: str) -> list[Curl]:
     for line in commands(block):
         if line[0] != "curl":
             continue
-        cut = line.index("|") if "|" in line else len(line)
+        # The request ends at a pipe or at `&&` (what follows reads the response or the file).
+        cut = next((i for i, word in enumerate(line) if word in ("|", "&&")), len(line))
         words, pipe = line[:cut], line[cut + 1 :]
         method, url, headers, body = "GET", "", {}, None
         rest = iter(words[1:])
@@ -151,6 +152,8 @@ def curls(block: str) -> list[Curl]:
             elif word == "-d":
                 body = next(rest)
                 method = "POST" if method == "GET" else method
+            elif word == "-o":
+                next(rest)  # saved to a file by the docs; checked in memory here
             elif word.startswith("http"):
                 url = word
             else:
