@@ -56,9 +56,9 @@ class _HashingWriter:
     """A write-only file wrapper hashing and counting what goes through it, flushed to disk in
     paces (`PacedFlush`) so a live database on the same disk never waits behind it."""
 
-    def __init__(self, raw: BinaryIO, flush: PacedFlush) -> None:
+    def __init__(self, raw: BinaryIO, paced: PacedFlush) -> None:
         self.raw = raw
-        self.paced = flush
+        self.paced = paced
         self.digest = hashlib.sha256()
         self.size = 0
 

@@ -19,14 +19,11 @@ the manifest describes exactly what the dump contains.
 
 from __future__ import annotations
 
-import ctypes
 import os
-import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import cast
 
 import apsw
 import psycopg
@@ -45,10 +42,6 @@ PAGES_PER_STEP = 1024
 #: Largest memory map for reading copies and the backup's source (SQLite caps it at its
 #: compile-time SQLITE_MAX_MMAP_SIZE).
 MMAP_BYTES = 1 << 40
-
-#: Bytes the store's checkpointer writes back at a time before it fsyncs a main file that was
-#: just written wholesale (see `SqliteStore._settle_main_file`).
-WRITEBACK_LAG = 16 * 1024 * 1024
 
 _MIGRATIONS_TABLE = "schema_migrations"
 
@@ -117,25 +110,6 @@ def online_backup(
     finally:
         src.close()
     _fsync_file(dest)
-
-
-def _load_sync_file_range() -> Callable[[int, int, int, int], int] | None:
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        function = libc.sync_file_range
-    except (OSError, AttributeError):
-        return None
-    function.argtypes = (ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint)
-    function.restype = ctypes.c_int
-    return cast(Callable[[int, int, int, int], int], function)
-
-
-_SYNC_FILE_RANGE_WAIT_BEFORE = 1
-_SYNC_FILE_RANGE_WRITE = 2
-_SYNC_FILE_RANGE_WAIT_AFTER = 4
-_sync_file_range = _load_sync_file_range()
 
 
 def _private_destination(conn: apsw.Connection) -> None:

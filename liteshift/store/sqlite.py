@@ -64,14 +64,8 @@ from liteshift.store.dbapi import Db, Row, SqliteDb
 from liteshift.store.errors import MigrationError, StoreUnavailable
 from liteshift.store.media import MediaStore
 from liteshift.store.models import OpSample
+from liteshift.store.paced_flush import write_back_in_steps
 from liteshift.store.settled import failed, settled
-from liteshift.store.snapshot import (
-    _SYNC_FILE_RANGE_WAIT_AFTER,
-    _SYNC_FILE_RANGE_WAIT_BEFORE,
-    _SYNC_FILE_RANGE_WRITE,
-    WRITEBACK_LAG,
-    _sync_file_range,
-)
 from liteshift.store.vector_index import (
     SqliteVecIndex,
     SqliteVssIndex,
@@ -326,28 +320,10 @@ class SqliteStore(BaseStore):
         return conn
 
     def _settle_main_file(self) -> None:
-        """Write the main file's dirty pages out, `WRITEBACK_LAG` bytes at a time, before a
-        checkpoint fsyncs it (Linux sync_file_range; a no-op elsewhere).
-
-        A file just written wholesale (a restore, a copy) sits dirty in the page cache; the
-        checkpoint's fsync would then flush all of it in one burst, and the writer's WAL fsyncs
-        would queue behind that burst for most of a second. In steps, they queue behind at
-        most one step. On a clean file this is a cheap walk of the page cache's dirty tags.
-        """
-        if _sync_file_range is None:
-            return
-        fd = os.open(self.path, os.O_RDONLY)
-        try:
-            size = os.fstat(fd).st_size
-            flags = (
-                _SYNC_FILE_RANGE_WAIT_BEFORE | _SYNC_FILE_RANGE_WRITE | _SYNC_FILE_RANGE_WAIT_AFTER
-            )
-            for offset in range(0, size, WRITEBACK_LAG):
-                if self._checkpoint_stop:
-                    return
-                _sync_file_range(fd, offset, WRITEBACK_LAG, flags)
-        finally:
-            os.close(fd)
+        """Before a checkpoint fsyncs the main file, write its dirty pages out in steps (a file
+        just written wholesale would otherwise be flushed in one burst that the writer's WAL
+        fsyncs queue behind); see `write_back_in_steps`."""
+        write_back_in_steps(self.path, stop=lambda: self._checkpoint_stop)
 
     def _in_transaction(self, work: Callable[[], object]) -> None:
         self._begin_immediate()
