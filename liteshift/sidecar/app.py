@@ -17,6 +17,7 @@ from liteshift.sidecar.middleware.auth import AuthMiddleware
 from liteshift.sidecar.middleware.body_limit import BodyLimitMiddleware
 from liteshift.sidecar.openapi import build_openapi
 from liteshift.sidecar.promotion import Promoter
+from liteshift.sidecar.router import IndexedRouter
 from liteshift.sidecar.routes import all_operations
 from liteshift.sidecar.routing import Operation, build_routes
 from liteshift.sidecar.settings import Settings
@@ -68,14 +69,14 @@ def create_app(
                 store.close()
 
     app = Starlette(
-        routes=build_routes(operations, sidecar),
         middleware=[
             Middleware(AuthMiddleware, tokens=sidecar.tokens),
             Middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes),
         ],
         exception_handlers=EXCEPTION_HANDLERS,
-        lifespan=lifespan,
     )
+    # Routes are looked up by their leading path segments, not tried one by one.
+    app.router = IndexedRouter(build_routes(operations, sidecar), lifespan=lifespan)
     app.state.sidecar = sidecar
     app.state.operations = operations
     return app
