@@ -21,6 +21,7 @@ from starlette.routing import Route
 from liteshift.sidecar.context import Sidecar
 from liteshift.sidecar.errors import RequestError
 from liteshift.sidecar.ids import new_id
+from liteshift.sidecar.middleware.body_limit import BODY_SCOPE_KEY
 from liteshift.sidecar.responses import json_response
 from liteshift.store import Store
 
@@ -141,7 +142,10 @@ def endpoint(op: Operation, sidecar: Sidecar) -> Callable[[Request], Awaitable[R
         query = _parse_query(query_model, request) if query_model is not None else None
         body = None
         if body_model is not None:
-            body = _parse_body(body_model, await request.body())
+            raw = request.scope.get(BODY_SCOPE_KEY)
+            if raw is None:  # not through BodyLimitMiddleware (an app without it)
+                raw = await request.body()
+            body = _parse_body(body_model, raw)
         result = await handler(Call(request, sidecar, request.path_params, query, body))
         if isinstance(result, Response):
             return result

@@ -1,7 +1,9 @@
 """Request body limit: 413 above `max_bytes`, with or without a Content-Length.
 
 The body is read here, counted while it arrives (a chunked upload is refused as soon as it
-crosses the limit, never buffered whole), and replayed to the app as one message.
+crosses the limit, never buffered whole), and replayed to the app as one message. It is also
+left in the scope under `BODY_SCOPE_KEY`, so the endpoint takes it from there rather than
+through Starlette's streaming `Request.body()` (an async generator per request).
 """
 
 from __future__ import annotations
@@ -9,6 +11,9 @@ from __future__ import annotations
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from liteshift.sidecar.responses import error_response
+
+#: The whole request body (bytes), once this middleware has read and counted it.
+BODY_SCOPE_KEY = "liteshift.body"
 
 
 class BodyLimitMiddleware:
@@ -56,6 +61,7 @@ class BodyLimitMiddleware:
             if not message.get("more_body", False):
                 break
         body = b"".join(chunks)
+        scope[BODY_SCOPE_KEY] = body
         sent = False
 
         async def replay() -> Message:
