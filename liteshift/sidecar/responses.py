@@ -61,9 +61,24 @@ def plain(content: Any) -> Any:
     return out
 
 
+class JsonBytes(Response):
+    """A response of already serialized JSON: the same two headers `Response` would compute
+    (`content-length`, `content-type`), set directly."""
+
+    media_type = "application/json"
+
+    def __init__(self, body: bytes, status_code: int = 200) -> None:
+        self.status_code = status_code
+        self.background = None
+        self.body = body
+        self.raw_headers = [(b"content-type", b"application/json")]
+        if status_code >= 200 and status_code not in (204, 304):
+            self.raw_headers.insert(0, (b"content-length", str(len(body)).encode()))
+
+
 def json_response(content: Any, status_code: int = 200) -> Response:
     """`content` as `application/json` (the store's dataclasses serialize field by field)."""
-    return Response(to_json(plain(content)), status_code=status_code, media_type="application/json")
+    return JsonBytes(to_json(plain(content)), status_code)
 
 
 def error_response(

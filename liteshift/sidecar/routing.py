@@ -17,6 +17,7 @@ import pydantic
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from liteshift.sidecar.context import Sidecar
 from liteshift.sidecar.errors import RequestError
@@ -134,32 +135,45 @@ def _parse_query(model: type[pydantic.BaseModel], request: Request) -> pydantic.
         raise RequestError(422, "validation_error", _validation_detail(exc, "query")) from None
 
 
-def endpoint(op: Operation, sidecar: Sidecar) -> Callable[[Request], Awaitable[Response]]:
-    """The Starlette endpoint running `op`: parse, call the handler, serialize."""
-    body_model, query_model, status, handler = op.body, op.query, op.status, op.handler
+class Endpoint:
+    """The ASGI app running `op`: parse, call the handler, serialize.
 
-    async def run(request: Request) -> Response:
-        query = _parse_query(query_model, request) if query_model is not None else None
+    Mounted as a plain ASGI app, not as a `request -> response` function: Starlette would wrap
+    each call in its own exception handling, which repeats what the app's `ExceptionMiddleware`
+    does with the same handlers (an error raised here reaches that one), at ~3 µs a request."""
+
+    __slots__ = ("__name__", "body_model", "handler", "query_model", "sidecar", "status")
+
+    def __init__(self, op: Operation, sidecar: Sidecar) -> None:
+        self.body_model, self.query_model = op.body, op.query
+        self.status, self.handler, self.sidecar = op.status, op.handler, sidecar
+        self.__name__ = op.operation_id
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = await self.run(Request(scope, receive, send))
+        await response(scope, receive, send)
+
+    async def run(self, request: Request) -> Response:
+        query = None
+        if self.query_model is not None:
+            query = _parse_query(self.query_model, request)
         body = None
-        if body_model is not None:
+        if self.body_model is not None:
             raw = request.scope.get(BODY_SCOPE_KEY)
             if raw is None:  # not through BodyLimitMiddleware (an app without it)
                 raw = await request.body()
-            body = _parse_body(body_model, raw)
-        result = await handler(Call(request, sidecar, request.path_params, query, body))
+            body = _parse_body(self.body_model, raw)
+        result = await self.handler(Call(request, self.sidecar, request.path_params, query, body))
         if isinstance(result, Response):
             return result
-        if status == 204:
+        if self.status == 204:
             return Response(status_code=204)
-        return json_response(result, status)
-
-    run.__name__ = op.operation_id
-    return run
+        return json_response(result, self.status)
 
 
 def build_routes(operations: list[Operation], sidecar: Sidecar) -> list[Route]:
     """One Starlette `Route` per operation (same path, several methods: several routes)."""
     return [
-        Route(op.path, endpoint(op, sidecar), methods=[op.method], name=op.operation_id)
+        Route(op.path, Endpoint(op, sidecar), methods=[op.method], name=op.operation_id)
         for op in operations
     ]

@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 from pydantic_core import to_json
+from starlette.responses import Response
 
-from liteshift.sidecar.responses import json_response, plain
+from liteshift.sidecar.responses import JsonBytes, json_response, plain
 from liteshift.store.models import (
     AgentMessage,
     Embedding,
@@ -52,3 +53,15 @@ def test_plain_leaves_rows_as_their_field_dicts() -> None:
     out = plain(Page((MESSAGE,), None))
     assert out == {"items": [MESSAGE.__dict__], "next_cursor": None}
     assert MESSAGE.__dict__["metadata"] == {"k": [1, 2.5, {"z": None}]}  # not modified
+
+
+@pytest.mark.parametrize("status", [200, 201, 204, 304, 404, 503])
+def test_json_bytes_has_the_headers_starlette_would_compute(status: int) -> None:
+    body = b'{"ok":true}'
+    expected = Response(body, status_code=status, media_type="application/json")
+    got = JsonBytes(body, status)
+    assert (got.status_code, got.body, got.raw_headers) == (
+        expected.status_code,
+        expected.body,
+        expected.raw_headers,
+    )
