@@ -7,7 +7,9 @@ load generator, for:
 - `sidecar`: `liteshift`'s app under uvicorn (uvloop + httptools), durable writes
   (synchronous=FULL) through the group-commit writer;
 - `noop`: a route on the same server, behind the same middleware and endpoint wrapper, that
-  touches no store (the HTTP ceiling; added only here, never in production routes); its
+  touches no store (the HTTP ceiling; added only here, never in production routes; mounted
+  last, which costs nothing extra: routes are looked up by path segments, not tried in
+  order, so every route pays the same routing cost); its
   `write` workload posts the same event body to a route that parses and validates it and
   builds the same row and response, without a store (the ceiling for writes over HTTP);
 - `apsw`: raw APSW calls in-process, one connection per thread (the storage ceiling);
