@@ -387,11 +387,8 @@ class SqliteStore(BaseStore):
                 self._reader_conns.append(conn)
         return conn
 
-    def _lend_inline(self) -> _InlineReader | None:
-        try:
-            return self._inline_free.pop()
-        except IndexError:
-            pass
+    def _open_inline(self) -> _InlineReader | None:
+        """A new inline reader while fewer than INLINE_CONNECTIONS are open (else None)."""
         with self._inline_lock:
             if self._closed or self._inline_opened >= INLINE_CONNECTIONS:
                 return None
@@ -402,7 +399,9 @@ class SqliteStore(BaseStore):
         except Exception:
             log.exception("opening an inline read connection failed; reads use the pool")
             return None  # the count stays up: no retry on every read
-        return _InlineReader(conn)
+        reader = _InlineReader(conn)
+        reader.cpu_limit = self._inline_budget * INLINE_HARD_LIMIT
+        return reader
 
     def _give_back(self, reader: _InlineReader) -> None:
         with self._inline_lock:
@@ -412,30 +411,38 @@ class SqliteStore(BaseStore):
         reader.conn.close()  # close() already ran: nobody else will close it
 
     def _read_inline(self, name: str, task: Callable[[Db], Any]) -> Future[Any] | None:
-        """Run a read on the caller's thread within the budget; None: use the pool instead."""
-        if self._inline_backoff.get(name, 0.0) > time.perf_counter():
+        """Run a read on the caller's thread within the budget; None: use the pool instead.
+
+        This runs for every point read the sidecar serves, so it is kept flat: no clock read
+        unless an operation is backing off, the reader's CPU limit set once when it is opened,
+        the sample handed to the observer directly."""
+        backoff = self._inline_backoff
+        if backoff and backoff.get(name, 0.0) > time.perf_counter():
             return None
-        reader = self._lend_inline()
-        if reader is None:
-            return None
+        try:
+            reader = self._inline_free.pop()
+        except IndexError:
+            opened = self._open_inline()
+            if opened is None:
+                return None
+            reader = opened
         started = time.perf_counter()
         try:
-            reader.cpu_limit = self._inline_budget * INLINE_HARD_LIMIT
             try:
                 try:
                     future = settled(reader.run(task, name in self._snapshot_reads))
                 except _NeedsSnapshot:
                     self._snapshot_reads.add(name)
                     future = settled(reader.run(task, True))
+                ok = True
             except (apsw.InterruptError, apsw.BusyError) as exc:
                 # Far over budget (or the file is locked): the pool runs it again from scratch.
                 if isinstance(exc, apsw.InterruptError):
-                    self._inline_backoff[name] = (
-                        time.perf_counter() + INLINE_INTERRUPT_BACKOFF_SECONDS
-                    )
+                    backoff[name] = time.perf_counter() + INLINE_INTERRUPT_BACKOFF_SECONDS
                 return None
             except Exception as exc:
                 future = failed(exc)
+                ok = False
         finally:
             self._give_back(reader)
         elapsed = time.perf_counter() - started
@@ -443,11 +450,14 @@ class SqliteStore(BaseStore):
             # Finished, but slowly (e.g. a big page mapped to objects). A short statement
             # (no progress call) that took long was descheduled, not expensive: no strike.
             self._overran(name)
-        elif name in self._inline_strikes:
+        elif self._inline_strikes and name in self._inline_strikes:
             del self._inline_strikes[name]
-        self.observe(
-            name, "read", duration=elapsed, wait=0.0, busy=0, ok=future.exception() is None
-        )
+        observer = self._observer
+        if observer is not None:
+            try:
+                observer(OpSample(name, "read", elapsed, 0.0, 0, ok))
+            except Exception:
+                log.exception("store observer failed")
         return future
 
     def _overran(self, name: str) -> None:

@@ -263,7 +263,7 @@ def test_reads_run_inline_on_the_callers_thread(tmp_path: Path) -> None:
 def test_inline_connections_are_query_only(tmp_path: Path) -> None:
     store = _open(tmp_path / "ro.db")
     try:
-        reader = store._lend_inline()
+        reader = store._open_inline()
         assert reader is not None
         with pytest.raises(apsw.ReadOnlyError):
             reader.conn.execute("DELETE FROM messages")
