@@ -59,7 +59,7 @@ PYTHON = sys.executable
 def serve(db: str, port: int, batch_max_ops: int) -> None:
     import uvicorn
 
-    from liteshift.cli.serve import SWITCH_INTERVAL_SECONDS
+    from liteshift.cli.serve import SERVER_OPTIONS, SWITCH_INTERVAL_SECONDS
     from liteshift.sidecar import Settings, create_app
     from liteshift.sidecar.metrics import Metrics
     from liteshift.sidecar.responses import json_response
@@ -112,11 +112,9 @@ def serve(db: str, port: int, batch_max_ops: int) -> None:
         app,
         host="127.0.0.1",
         port=port,
-        loop="uvloop",
-        http="httptools",
-        access_log=False,
         log_level="warning",
         backlog=2048,
+        **SERVER_OPTIONS,  # the server `liteshift serve` runs
     )
 
 
