@@ -9,12 +9,14 @@ from contextlib import asynccontextmanager
 from pydantic_core import to_json
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
+from starlette.types import ASGIApp
 
 from liteshift.sidecar.context import Sidecar
 from liteshift.sidecar.errors import EXCEPTION_HANDLERS
 from liteshift.sidecar.metrics import Metrics
 from liteshift.sidecar.middleware.auth import AuthMiddleware
 from liteshift.sidecar.middleware.body_limit import BodyLimitMiddleware
+from liteshift.sidecar.middleware.errors import ErrorMiddleware
 from liteshift.sidecar.openapi import build_openapi
 from liteshift.sidecar.promotion import Promoter
 from liteshift.sidecar.router import IndexedRouter
@@ -24,6 +26,19 @@ from liteshift.sidecar.settings import Settings
 from liteshift.sidecar.switchable import SwitchableStore
 from liteshift.sidecar.tokens import Tokens, resolve_tokens
 from liteshift.store import Store
+
+
+class SidecarApp(Starlette):
+    """Starlette with one error layer (`ErrorMiddleware`) in place of its two: the handler
+    registered for `Exception` answers anything else with a 500."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        handlers = dict(self.exception_handlers)
+        fallback = handlers.pop(Exception)
+        app: ASGIApp = self.router
+        for cls, args, kwargs in reversed(self.user_middleware):
+            app = cls(app, *args, **kwargs)
+        return ErrorMiddleware(app, handlers, fallback)
 
 
 def create_app(
@@ -68,7 +83,7 @@ def create_app(
             if close_store:
                 store.close()
 
-    app = Starlette(
+    app = SidecarApp(
         middleware=[
             Middleware(AuthMiddleware, tokens=sidecar.tokens),
             Middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes),
