@@ -15,13 +15,15 @@ from liteshift.sidecar.settings import Settings
 SWITCH_INTERVAL_SECONDS = 0.0002
 
 #: How uvicorn runs the sidecar (shared with bench/sidecar.py, which measures this server).
-#: `proxy_headers` off: the sidecar is reached directly (the app in its pod, or a ClusterIP
-#: Service), never through a proxy whose X-Forwarded-* headers it should trust, and it uses no
-#: client address. uvicorn's proxy-header middleware cost ~6.5 µs of every request here (a
-#: bare ASGI app: 27,300 vs 23,200 requests/s at 16 clients).
+#: `http`: uvicorn's httptools protocol sending each response in one write
+#: (liteshift/sidecar/http_protocol.py). `proxy_headers` off: the sidecar is reached directly
+#: (the app in its pod, or a ClusterIP Service), never through a proxy whose X-Forwarded-*
+#: headers it should trust, and it uses no client address; uvicorn's proxy-header middleware
+#: cost ~6.5 µs of every request here (a bare ASGI app: 27,300 vs 23,200 requests/s at 16
+#: clients).
 SERVER_OPTIONS: dict[str, object] = {
     "loop": "uvloop",
-    "http": "httptools",
+    "http": "liteshift.sidecar.http_protocol:CorkedHttpToolsProtocol",
     "access_log": False,
     "proxy_headers": False,
     "server_header": False,

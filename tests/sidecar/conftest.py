@@ -18,6 +18,7 @@ import pytest
 import uvicorn
 from starlette.applications import Starlette
 
+from liteshift.cli.serve import SERVER_OPTIONS
 from liteshift.local.ports import free_port
 from liteshift.sidecar import Settings, create_app
 from liteshift.sidecar.metrics import Metrics
@@ -91,13 +92,14 @@ class LiveServer:
 
 
 def serve_in_thread(app: Starlette) -> LiveServer:
-    """Run `app` under uvicorn (httptools, asyncio loop) on a free loopback port."""
+    """Run `app` under uvicorn (the protocol `liteshift serve` runs: httptools, one write per
+    response; asyncio loop) on a free loopback port."""
     port = free_port()
     config = uvicorn.Config(
         app,
         host="127.0.0.1",
         port=port,
-        http="httptools",
+        http=SERVER_OPTIONS["http"],  # type: ignore[arg-type]  # the protocol `liteshift serve` runs
         log_level="warning",
         access_log=False,
         backlog=512,
