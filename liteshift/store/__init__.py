@@ -58,7 +58,7 @@ def open_store(
     readers: int = 4,
     pool_size: int = 8,
     batch_max_ops: int = 256,
-    batch_max_wait_seconds: float = 0.002,
+    batch_max_wait_seconds: float = 0.0,
     observer: Observer | None = None,
 ) -> Store:
     """Open the primary store at `url` (`sqlite:///path` or `postgresql://…`).

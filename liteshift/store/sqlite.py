@@ -1,12 +1,15 @@
 """The SQLite engine (APSW): one writer thread with group commit, a pool of read connections.
 
-Writes are queued to the single writer thread, which takes up to `batch_max_ops` of them
-(waiting at most `batch_max_wait_seconds` after the first for company, if the previous batch
-had any — a lone writer does not wait — and only while more keep arriving) and commits them in one
-`BEGIN IMMEDIATE … COMMIT` — one fsync for the whole batch. Each write runs inside its own
-SAVEPOINT, so one that fails (a duplicate id → Conflict) is rolled back alone. A caller's Future
-resolves only after COMMIT returned. SQLITE_BUSY (another process holding the write lock) is
-retried inside the engine and never reaches a caller; it is counted for the observer.
+Writes are queued to the single writer thread, which takes up to `batch_max_ops` of them —
+every write queued when it comes back from the previous batch: those that arrived while that
+batch committed — and commits them in one `BEGIN IMMEDIATE … COMMIT`, one fsync for the whole
+batch. With `batch_max_wait_seconds` > 0 (default 0) it also waits that long after the first
+for company, if the previous batch had any (a lone writer does not wait) and only while more
+keep arriving; over HTTP the wait only cost throughput (docs/benchmarks.md). Each write runs
+inside its own SAVEPOINT, so one that fails (a duplicate id → Conflict) is rolled back alone.
+A caller's Future resolves only after COMMIT returned. SQLITE_BUSY (another process holding
+the write lock) is retried inside the engine and never reaches a caller; it is counted for the
+observer.
 Reads run on `readers` threads, each with its own `query_only` connection (WAL lets them read
 while the writer writes).
 
@@ -217,7 +220,7 @@ class SqliteStore(BaseStore):
         busy_timeout_ms: int = 5000,
         readers: int = 4,
         batch_max_ops: int = 256,
-        batch_max_wait_seconds: float = 0.002,
+        batch_max_wait_seconds: float = 0.0,
         observer: Callable[[OpSample], None] | None = None,
         media: MediaStore | None = None,
         inline_read_budget_seconds: float = 0.001,
