@@ -139,8 +139,8 @@ class Endpoint:
     """The ASGI app running `op`: parse, call the handler, serialize.
 
     Mounted as a plain ASGI app, not as a `request -> response` function: Starlette would wrap
-    each call in its own exception handling, which repeats what the app's `ExceptionMiddleware`
-    does with the same handlers (an error raised here reaches that one), at ~3 µs a request."""
+    each call in its own exception handling, which repeats what the app's error layer
+    (`ErrorMiddleware`) does with the same handlers (an error raised here reaches that one)."""
 
     __slots__ = ("__name__", "body_model", "handler", "query_model", "sidecar", "status")
 
