@@ -12,11 +12,11 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
-from starlette.types import Message
 
 from liteshift.sidecar.app import SidecarApp
 from liteshift.sidecar.errors import EXCEPTION_HANDLERS, RequestError
 from liteshift.store.errors import NotFound, StoreUnavailable
+from tests.sidecar.asgi_call import call
 
 
 class _Boom(RuntimeError):
@@ -67,32 +67,8 @@ ROUTES = [
 
 
 async def _call(app: Any, method: str, path: str) -> dict[str, Any]:
-    scope: dict[str, Any] = {
-        "type": "http",
-        "http_version": "1.1",
-        "method": method,
-        "scheme": "http",
-        "server": ("testserver", 80),
-        "path": path,
-        "raw_path": path.encode(),
-        "root_path": "",
-        "query_string": b"",
-        "headers": [(b"host", b"testserver")],
-    }
-    sent: list[Message] = []
-
-    async def receive() -> Message:
-        return {"type": "http.request", "body": b"", "more_body": False}
-
-    async def send(message: Message) -> None:
-        sent.append(message)
-
-    raised = None
-    try:
-        await app(scope, receive, send)
-    except Exception as exc:
-        raised = (type(exc).__name__, str(exc))
-    return {"sent": sent, "raised": raised}
+    outcome = await call(app, method, path)
+    return {"sent": outcome.sent, "raised": outcome.raised}
 
 
 @pytest.mark.parametrize(

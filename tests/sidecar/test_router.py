@@ -12,10 +12,10 @@ import pytest
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Mount, Route, Router
-from starlette.types import Message
 
 from liteshift.sidecar.router import IndexedRouter
 from liteshift.sidecar.routes import all_operations
+from tests.sidecar.asgi_call import call
 
 
 def _endpoint(label: str) -> Any:
@@ -93,36 +93,15 @@ REQUESTS = [
 ]
 
 
-async def _call(router: Router, method: str, path: str, root_path: str) -> dict[str, Any]:
-    scope: dict[str, Any] = {
-        "type": "http",
-        "http_version": "1.1",
-        "method": method,
-        "scheme": "http",
-        "server": ("testserver", 80),
-        "path": root_path + path,
-        "raw_path": (root_path + path).encode(),
-        "root_path": root_path,
-        "query_string": b"",
-        "headers": [(b"host", b"testserver")],
-    }
-    sent: list[Message] = []
-
-    async def receive() -> Message:
-        return {"type": "http.request", "body": b"", "more_body": False}
-
-    async def send(message: Message) -> None:
-        sent.append(message)
-
-    try:
-        await router(scope, receive, send)
-    except Exception as exc:  # Starlette raises HTTPException for 404/405 without handlers
-        return {"raised": type(exc).__name__, "detail": str(exc)}
-    route = scope.get("route")
+async def _answer(router: Router, method: str, path: str, root_path: str) -> dict[str, Any]:
+    outcome = await call(router, method, path, root_path)
+    if outcome.raised is not None:  # Starlette raises HTTPException for 404/405 without handlers
+        return {"raised": outcome.raised}
+    route = outcome.scope.get("route")
     return {
-        "messages": sent,
+        "messages": outcome.sent,
         "route": getattr(route, "path", None),
-        "params": scope.get("path_params"),
+        "params": outcome.scope.get("path_params"),
     }
 
 
@@ -135,8 +114,8 @@ def test_every_request_is_answered_as_the_linear_router_answers_it(
         linear = Router(table())
         indexed = IndexedRouter(table())
         for method, path in REQUESTS:
-            expected = await _call(linear, method, path, root_path)
-            got = await _call(indexed, method, path, root_path)
+            expected = await _answer(linear, method, path, root_path)
+            got = await _answer(indexed, method, path, root_path)
             assert got == expected, (method, root_path + path)
 
     asyncio.run(compare())
