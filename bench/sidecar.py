@@ -56,10 +56,9 @@ PYTHON = sys.executable
 # --- the server under test (run in a subprocess with --serve) ------------------------------
 
 
-def serve(db: str, port: int, batch_max_ops: int) -> None:
-    import uvicorn
-
-    from liteshift.cli.serve import SERVER_OPTIONS, SWITCH_INTERVAL_SECONDS
+def build_app(db: str, batch_max_ops: int, extra: list[Any] | None = None) -> Any:
+    """The sidecar app on `db` as `liteshift serve` builds it, plus the benchmark's no-op routes
+    (and `extra` operations); durable writes (synchronous=FULL)."""
     from liteshift.sidecar import Settings, create_app
     from liteshift.sidecar.metrics import Metrics
     from liteshift.sidecar.responses import json_response
@@ -89,7 +88,7 @@ def serve(db: str, port: int, batch_max_ops: int) -> None:
         batch_max_ops=batch_max_ops,
         synchronous="FULL",
     )
-    app = create_app(
+    return create_app(
         settings,
         store,
         metrics=metrics,
@@ -105,8 +104,17 @@ def serve(db: str, port: int, batch_max_ops: int) -> None:
                 response=EventOut,
                 status=201,
             ),
+            *(extra or []),
         ],
     )
+
+
+def serve(db: str, port: int, batch_max_ops: int) -> None:
+    import uvicorn
+
+    from liteshift.cli.serve import SERVER_OPTIONS, SWITCH_INTERVAL_SECONDS
+
+    app = build_app(db, batch_max_ops)
     sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)  # as `liteshift serve` does
     uvicorn.run(
         app,

@@ -226,6 +226,7 @@ BENCH_SIZES = {
     "--runs": "1",
     "--duration": "0.5",
     "--rows": "300",
+    "--requests": "300",
 }
 
 
