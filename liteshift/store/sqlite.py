@@ -418,7 +418,7 @@ class SqliteStore(BaseStore):
 
         This runs for every point read the sidecar serves, so it is kept flat: no clock read
         unless an operation is backing off, the reader's CPU limit set once when it is opened,
-        the sample handed to the observer directly."""
+        the outcome known without asking the future."""
         backoff = self._inline_backoff
         if backoff and backoff.get(name, 0.0) > time.perf_counter():
             return None
@@ -455,12 +455,7 @@ class SqliteStore(BaseStore):
             self._overran(name)
         elif self._inline_strikes and name in self._inline_strikes:
             del self._inline_strikes[name]
-        observer = self._observer
-        if observer is not None:
-            try:
-                observer(OpSample(name, "read", elapsed, 0.0, 0, ok))
-            except Exception:
-                log.exception("store observer failed")
+        self.observe(name, "read", duration=elapsed, wait=0.0, busy=0, ok=ok)
         return future
 
     def _overran(self, name: str) -> None:
