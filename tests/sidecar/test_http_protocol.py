@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
+
+import pytest
 
 from liteshift.sidecar.http_protocol import CORK_LIMIT_BYTES, CorkedTransport
 from tests.sidecar.conftest import make_sidecar, running
@@ -31,58 +34,60 @@ def _turn(loop: asyncio.AbstractEventLoop) -> None:
     loop.run_until_complete(asyncio.sleep(0))
 
 
-def test_the_writes_of_one_turn_leave_in_one_write_at_its_end() -> None:
+@pytest.fixture
+def loop() -> Iterator[asyncio.AbstractEventLoop]:
     loop = asyncio.new_event_loop()
     try:
-        real = _Recorder()
-        corked = CorkedTransport(real, loop)  # type: ignore[arg-type]
-        corked.write(b"HTTP/1.1 200 OK\r\n\r\n")
-        corked.write(b"body")
-        assert real.events == []
-        _turn(loop)
-        assert real.events == [b"HTTP/1.1 200 OK\r\n\r\nbody"]
-        corked.write(b"next")  # a later turn: its own write, nothing left from before
-        _turn(loop)
-        assert real.events == [b"HTTP/1.1 200 OK\r\n\r\nbody", b"next"]
+        yield loop
     finally:
         loop.close()
 
 
-def test_close_writes_what_is_held_first() -> None:
-    loop = asyncio.new_event_loop()
-    try:
-        real = _Recorder()
-        corked = CorkedTransport(real, loop)  # type: ignore[arg-type]
-        corked.write(b"last words")
-        corked.close()
-        _turn(loop)  # the scheduled flush finds nothing left
-        assert real.events == [b"last words", "closed"]
-    finally:
-        loop.close()
+@pytest.fixture
+def real() -> _Recorder:
+    return _Recorder()
 
 
-def test_a_long_body_is_written_as_it_grows() -> None:
-    loop = asyncio.new_event_loop()
-    try:
-        real = _Recorder()
-        corked = CorkedTransport(real, loop)  # type: ignore[arg-type]
-        chunk = b"x" * (CORK_LIMIT_BYTES // 4)
-        for _ in range(9):
-            corked.write(chunk)
-        assert [len(e) for e in real.events] == [CORK_LIMIT_BYTES, CORK_LIMIT_BYTES]
-        _turn(loop)
-        assert b"".join(real.events) == chunk * 9
-    finally:
-        loop.close()
+@pytest.fixture
+def corked(real: _Recorder, loop: asyncio.AbstractEventLoop) -> CorkedTransport:
+    return CorkedTransport(real, loop)  # type: ignore[arg-type]
 
 
-def test_everything_else_is_the_real_transports() -> None:
-    loop = asyncio.new_event_loop()
-    try:
-        corked = CorkedTransport(_Recorder(), loop)  # type: ignore[arg-type]
-        assert corked.get_extra_info("peername") == ("127.0.0.1", 1234)
-    finally:
-        loop.close()
+def test_the_writes_of_one_turn_leave_in_one_write_at_its_end(
+    loop: asyncio.AbstractEventLoop, real: _Recorder, corked: CorkedTransport
+) -> None:
+    corked.write(b"HTTP/1.1 200 OK\r\n\r\n")
+    corked.write(b"body")
+    assert real.events == []
+    _turn(loop)
+    assert real.events == [b"HTTP/1.1 200 OK\r\n\r\nbody"]
+    corked.write(b"next")  # a later turn: its own write, nothing left from before
+    _turn(loop)
+    assert real.events == [b"HTTP/1.1 200 OK\r\n\r\nbody", b"next"]
+
+
+def test_close_writes_what_is_held_first(
+    loop: asyncio.AbstractEventLoop, real: _Recorder, corked: CorkedTransport
+) -> None:
+    corked.write(b"last words")
+    corked.close()
+    _turn(loop)  # the scheduled flush finds nothing left
+    assert real.events == [b"last words", "closed"]
+
+
+def test_a_long_body_is_written_as_it_grows(
+    loop: asyncio.AbstractEventLoop, real: _Recorder, corked: CorkedTransport
+) -> None:
+    chunk = b"x" * (CORK_LIMIT_BYTES // 4)
+    for _ in range(9):
+        corked.write(chunk)
+    assert [len(e) for e in real.events] == [CORK_LIMIT_BYTES, CORK_LIMIT_BYTES]
+    _turn(loop)
+    assert b"".join(real.events) == chunk * 9
+
+
+def test_everything_else_is_the_real_transports(corked: CorkedTransport) -> None:
+    assert corked.get_extra_info("peername") == ("127.0.0.1", 1234)
 
 
 def _raw_request(url: str, request: bytes, *, until_closed: bool = False) -> bytes:
