@@ -52,19 +52,19 @@ class IndexedRouter(Router):
     def __init__(self, routes: Sequence[BaseRoute], **kwargs: Any) -> None:
         super().__init__(routes, **kwargs)
         self._index: dict[_Key, list[BaseRoute]] = {}
-        self._unindexed: list[tuple[int, BaseRoute]] = []
+        unindexed: list[tuple[int, BaseRoute]] = []
         positions: dict[_Key, list[tuple[int, BaseRoute]]] = {}
         for position, route in enumerate(self.routes):
             key = _route_key(route)
             if key is None:
-                self._unindexed.append((position, route))
+                unindexed.append((position, route))
             else:
                 positions.setdefault(key, []).append((position, route))
         for key, indexed in positions.items():
             # Unindexed routes join every bucket at their table position: first match wins.
-            merged = sorted([*indexed, *self._unindexed], key=lambda item: item[0])
+            merged = sorted([*indexed, *unindexed], key=lambda item: item[0])
             self._index[key] = [route for _, route in merged]
-        self._default_candidates = [route for _, route in self._unindexed]
+        self._default_candidates = [route for _, route in unindexed]
 
     def candidates(self, path: str) -> list[BaseRoute]:
         """The routes that may match `path`, in table order."""
