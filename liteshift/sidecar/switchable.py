@@ -276,6 +276,10 @@ class SwitchableStore:
         """One message; raises NotFound."""
         return self.submit(self.get_message, message_id).result()
 
+    def get_message_json(self, message_id: str) -> bytes:
+        """`get_message` as the JSON document the API answers with; raises NotFound."""
+        return self.submit(self.get_message_json, message_id).result()
+
     def list_messages(
         self,
         *,
@@ -302,6 +306,10 @@ class SwitchableStore:
     def get_proposal(self, proposal_id: str) -> Proposal:
         """One proposal; raises NotFound."""
         return self.submit(self.get_proposal, proposal_id).result()
+
+    def get_proposal_json(self, proposal_id: str) -> bytes:
+        """`get_proposal` as the JSON document the API answers with; raises NotFound."""
+        return self.submit(self.get_proposal_json, proposal_id).result()
 
     def list_proposals(
         self,
@@ -338,6 +346,10 @@ class SwitchableStore:
         """One event; raises NotFound."""
         return self.submit(self.get_event, event_id).result()
 
+    def get_event_json(self, event_id: str) -> bytes:
+        """`get_event` as the JSON document the API answers with; raises NotFound."""
+        return self.submit(self.get_event_json, event_id).result()
+
     def list_events(
         self,
         *,
@@ -366,6 +378,10 @@ class SwitchableStore:
     def get_agent_message(self, message_id: str) -> AgentMessage:
         """One agent message; raises NotFound."""
         return self.submit(self.get_agent_message, message_id).result()
+
+    def get_agent_message_json(self, message_id: str) -> bytes:
+        """`get_agent_message` as the JSON document the API answers with; raises NotFound."""
+        return self.submit(self.get_agent_message_json, message_id).result()
 
     def list_agent_messages(
         self,

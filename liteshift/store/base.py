@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Concatenate, Literal, ParamSpec, TypeVar, cast
 
 import psycopg
+from pydantic_core import to_json
 
 from liteshift.store import validation as v
 from liteshift.store.dbapi import Db, Row, UniqueViolation
@@ -84,12 +85,15 @@ class OpSpec:
 
 
 def operation(
-    kind: Kind,
+    kind: Kind, *, op: str | None = None
 ) -> Callable[[Callable[Concatenate[S, P], Task[R]]], Callable[Concatenate[S, P], R]]:
-    """Declare a domain operation: the decorated body validates and returns the task."""
+    """Declare a domain operation: the decorated body validates and returns the task.
+
+    `op` is the name the operation is observed under (the `op` label of the metrics), when it
+    is another form of an existing operation (`get_message_json` is `get_message`)."""
 
     def deco(build: Callable[Concatenate[S, P], Task[R]]) -> Callable[Concatenate[S, P], R]:
-        spec = OpSpec(build.__name__, kind, build)
+        spec = OpSpec(op or build.__name__, kind, build)
 
         @functools.wraps(build)
         def public(self: S, *args: P.args, **kwargs: P.kwargs) -> R:
@@ -107,11 +111,9 @@ def _now() -> datetime:
 
 
 # --- row mapping ---------------------------------------------------------------------------
+# The column lists of messages, proposals, events and agent messages come from their
+# `JsonRow` shapes (below).
 
-MESSAGE = "id, conversation_id, role, sender, content, metadata, created_at"
-PROPOSAL = "id, conversation_id, kind, payload, status, reason, created_at, decided_at"
-EVENT = "id, type, subject_id, payload, created_at"
-AGENT_MESSAGE = "id, conversation_id, agent, recipient, content, metadata, created_at"
 EMBEDDING = "id, owner_kind, owner_id, model, dimension, vector, created_at"
 CURSOR = "name, position, updated_at"
 ATTACHMENT = "id, message_id, media_type, uri, size_bytes, sha256, metadata, created_at"
@@ -222,6 +224,87 @@ def _get_one(
     if not rows:
         raise NotFound(kind, key)
     return make(db, rows[0])
+
+
+@dataclass(frozen=True)
+class JsonRow:
+    """How a point read of `table` becomes its domain object's JSON without the object.
+
+    `columns` are the table's columns in the domain dataclass's field order (the JSON's key
+    order), each with how its value reads: "text" (text or NULL, as is), "json" (a JSON
+    object) or "ts" (a timestamp or NULL). An engine may build the JSON in SQL from this
+    (the SQLite store does); the default maps the row with `make` and serializes the object.
+    Either way the document equals what `pydantic_core.to_json` makes of the object."""
+
+    table: str
+    kind: str
+    columns: tuple[tuple[str, Literal["text", "json", "ts"]], ...]
+    make: Callable[[Db, Row], Any]
+
+    @property
+    def select(self) -> str:
+        return ", ".join(name for name, _ in self.columns)
+
+
+MESSAGE_JSON = JsonRow(
+    "messages",
+    "message",
+    (
+        ("id", "text"),
+        ("conversation_id", "text"),
+        ("role", "text"),
+        ("sender", "text"),
+        ("content", "text"),
+        ("metadata", "json"),
+        ("created_at", "ts"),
+    ),
+    _message,
+)
+PROPOSAL_JSON = JsonRow(
+    "proposals",
+    "proposal",
+    (
+        ("id", "text"),
+        ("conversation_id", "text"),
+        ("kind", "text"),
+        ("payload", "json"),
+        ("status", "text"),
+        ("reason", "text"),
+        ("created_at", "ts"),
+        ("decided_at", "ts"),
+    ),
+    _proposal,
+)
+EVENT_JSON = JsonRow(
+    "events",
+    "event",
+    (
+        ("id", "text"),
+        ("type", "text"),
+        ("subject_id", "text"),
+        ("payload", "json"),
+        ("created_at", "ts"),
+    ),
+    _event,
+)
+AGENT_MESSAGE_JSON = JsonRow(
+    "agent_messages",
+    "agent message",
+    (
+        ("id", "text"),
+        ("conversation_id", "text"),
+        ("agent", "text"),
+        ("recipient", "text"),
+        ("content", "text"),
+        ("metadata", "json"),
+        ("created_at", "ts"),
+    ),
+    _agent_message,
+)
+MESSAGE = MESSAGE_JSON.select
+PROPOSAL = PROPOSAL_JSON.select
+EVENT = EVENT_JSON.select
+AGENT_MESSAGE = AGENT_MESSAGE_JSON.select
 
 
 def _insert(
@@ -337,6 +420,16 @@ class BaseStore:
     def _dispatch(self, name: str, kind: Kind, task: Task[Any]) -> Future[Any]:
         raise NotImplementedError
 
+    def _point_json(self, shape: JsonRow, key: str) -> Task[bytes]:
+        """The task reading row `key` of `shape.table` as its domain object's JSON: here the
+        row is mapped to the object, which is serialized; an engine may do better."""
+
+        def task(db: Db) -> bytes:
+            found = _get_one(db, shape.table, shape.select, key, kind=shape.kind, make=shape.make)
+            return to_json(found.__dict__)
+
+        return task
+
     def observe(
         self, op: str, kind: str, *, duration: float, wait: float, busy: int, ok: bool
     ) -> None:
@@ -389,6 +482,11 @@ class BaseStore:
         key = v.uuid_text("id", message_id)
         return lambda db: _get_one(db, "messages", MESSAGE, key, kind="message", make=_message)
 
+    @operation("read", op="get_message")
+    def get_message_json(self, message_id: str) -> Task[bytes]:
+        """`get_message` as JSON bytes (what `to_json` makes of the Message)."""
+        return self._point_json(MESSAGE_JSON, v.uuid_text("id", message_id))
+
     @operation("read")
     def list_messages(
         self,
@@ -427,6 +525,11 @@ class BaseStore:
     def get_proposal(self, proposal_id: str) -> Task[Proposal]:
         key = v.uuid_text("id", proposal_id)
         return lambda db: _get_one(db, "proposals", PROPOSAL, key, kind="proposal", make=_proposal)
+
+    @operation("read", op="get_proposal")
+    def get_proposal_json(self, proposal_id: str) -> Task[bytes]:
+        """`get_proposal` as JSON bytes (what `to_json` makes of the Proposal)."""
+        return self._point_json(PROPOSAL_JSON, v.uuid_text("id", proposal_id))
 
     @operation("read")
     def list_proposals(
@@ -492,6 +595,11 @@ class BaseStore:
         key = v.uuid_text("id", event_id)
         return lambda db: _get_one(db, "events", EVENT, key, kind="event", make=_event)
 
+    @operation("read", op="get_event")
+    def get_event_json(self, event_id: str) -> Task[bytes]:
+        """`get_event` as JSON bytes (what `to_json` makes of the Event)."""
+        return self._point_json(EVENT_JSON, v.uuid_text("id", event_id))
+
     @operation("read")
     def list_events(
         self,
@@ -535,6 +643,11 @@ class BaseStore:
         return lambda db: _get_one(
             db, "agent_messages", AGENT_MESSAGE, key, kind="agent message", make=_agent_message
         )
+
+    @operation("read", op="get_agent_message")
+    def get_agent_message_json(self, message_id: str) -> Task[bytes]:
+        """`get_agent_message` as JSON bytes (what `to_json` makes of the AgentMessage)."""
+        return self._point_json(AGENT_MESSAGE_JSON, v.uuid_text("id", message_id))
 
     @operation("read")
     def list_agent_messages(

@@ -85,6 +85,10 @@ class Store(Protocol):
         """One message; raises NotFound."""
         ...
 
+    def get_message_json(self, message_id: str) -> bytes:
+        """`get_message` as the JSON document the API answers with; raises NotFound."""
+        ...
+
     def list_messages(
         self,
         *,
@@ -105,6 +109,10 @@ class Store(Protocol):
 
     def get_proposal(self, proposal_id: str) -> Proposal:
         """One proposal; raises NotFound."""
+        ...
+
+    def get_proposal_json(self, proposal_id: str) -> bytes:
+        """`get_proposal` as the JSON document the API answers with; raises NotFound."""
         ...
 
     def list_proposals(
@@ -135,6 +143,10 @@ class Store(Protocol):
         """One event; raises NotFound."""
         ...
 
+    def get_event_json(self, event_id: str) -> bytes:
+        """`get_event` as the JSON document the API answers with; raises NotFound."""
+        ...
+
     def list_events(
         self,
         *,
@@ -156,6 +168,10 @@ class Store(Protocol):
 
     def get_agent_message(self, message_id: str) -> AgentMessage:
         """One agent message; raises NotFound."""
+        ...
+
+    def get_agent_message_json(self, message_id: str) -> bytes:
+        """`get_agent_message` as the JSON document the API answers with; raises NotFound."""
         ...
 
     def list_agent_messages(

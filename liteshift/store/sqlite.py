@@ -60,7 +60,7 @@ from typing import Any
 
 import apsw
 
-from liteshift.store.base import BaseStore, InsertTask, Kind
+from liteshift.store.base import BaseStore, InsertTask, JsonRow, Kind, Task
 from liteshift.store.changelog import PROMOTED_MESSAGE, PromotedReadOnly
 from liteshift.store.connect import sqlite_connect
 from liteshift.store.dbapi import Db, Row, SqliteDb
@@ -135,6 +135,42 @@ def _insert_sql(table: str, columns: str, width: int, rows: int) -> str:
         + ", ".join([one] * rows)
         + " ON CONFLICT DO NOTHING"
     )
+
+
+_DIGIT = "[0-9]"
+#: The one timestamp text `format_ts` writes (and `parse_ts` reads without its slow path), as
+#: a GLOB pattern.
+_CANONICAL_TS = (
+    f"{_DIGIT * 4}-{_DIGIT * 2}-{_DIGIT * 2}T{_DIGIT * 2}:{_DIGIT * 2}:{_DIGIT * 2}.{_DIGIT * 6}Z"
+)
+
+
+@functools.lru_cache(maxsize=32)
+def _json_select(shape: JsonRow) -> str:
+    """One row of `shape.table` as its domain object's JSON, built by SQLite's `json_object`.
+
+    Text is quoted as pydantic-core quotes it; a JSON column is spliced in as stored (its
+    canonical text); a timestamp is its canonical text, without the fraction when that is
+    zero, as pydantic-core writes a datetime. A timestamp in any other text (not written by
+    this store) makes the document NULL: the caller maps that row the slow way."""
+    values: list[str] = []
+    canonical: list[str] = []
+    for name, how in shape.columns:
+        if how == "json":
+            value = f"json({name})"
+        elif how == "ts":
+            value = (
+                f"CASE WHEN substr({name}, 20) = '.000000Z' "
+                f"THEN substr({name}, 1, 19) || 'Z' ELSE {name} END"
+            )
+            canonical.append(f"({name} IS NULL OR {name} GLOB '{_CANONICAL_TS}')")
+        else:
+            value = name
+        values.append(f"'{name}', {value}")
+    document = f"json_object({', '.join(values)})"
+    if canonical:
+        document = f"CASE WHEN {' AND '.join(canonical)} THEN {document} END"
+    return f"SELECT {document} FROM {shape.table} WHERE id = ?"
 
 
 class _NeedsSnapshot(BaseException):
@@ -377,6 +413,21 @@ class SqliteStore(BaseStore):
             return failed(StoreUnavailable(f"sqlite file {self.path}", "store closed"))
 
     # --- reads ------------------------------------------------------------------------------
+
+    def _point_json(self, shape: JsonRow, key: str) -> Task[bytes]:
+        """SQLite builds the document (`_json_select`): no row tuple, no domain object, no
+        serializer; ~10 µs less per point read than mapping and serializing the row."""
+        sql = _json_select(shape)
+        mapped = super()._point_json(shape, key)
+
+        def task(db: Db) -> bytes:
+            rows = db.rows(sql, (key,))
+            if rows and rows[0][0] is not None:
+                document: str = rows[0][0]
+                return document.encode()
+            return mapped(db)  # not found (it raises NotFound), or an unusual timestamp
+
+        return task
 
     def _reader(self) -> apsw.Connection:
         conn: apsw.Connection | None = getattr(self._reader_local, "conn", None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -15,6 +16,7 @@ from typing import Any
 
 import apsw
 import pytest
+from pydantic_core import to_json
 
 from liteshift.store import MigrationError, OpSample, StoreUnavailable, open_store
 from liteshift.store.models import MessageIn
@@ -669,3 +671,28 @@ def test_acknowledged_writes_survive_kill_9_during_checkpoints(tmp_path: Path) -
         store.close()
     assert len(acked) > 200
     assert set(acked) <= {r[0] for r in rows}
+
+
+def test_point_json_of_a_timestamp_in_another_text(tmp_path: Path) -> None:
+    """A row whose timestamp is not the text this store writes (another tool wrote it) cannot
+    be copied into the document as is: that row is mapped and serialized instead."""
+    db = tmp_path / "other.db"
+    store = _open(db)
+    made = store.create_message(MessageIn("c", "user", "x"))
+    key = str(uuid.uuid4())
+    other = apsw.Connection(str(db))
+    with other:
+        other.execute(
+            "INSERT INTO messages (id, conversation_id, role, content, metadata, created_at) "
+            "VALUES (?, 'c', 'user', 'y', '{}', '2026-01-01T00:00:00.5Z')",
+            (key,),
+        )
+    other.close()
+    try:
+        document = store.get_message_json(key)
+        assert json.loads(document)["created_at"] == "2026-01-01T00:00:00.500000Z"
+        assert document == to_json(store.get_message(key).__dict__)
+        # The usual row still gets SQLite's document, equal to the serialized object.
+        assert store.get_message_json(made.id) == to_json(store.get_message(made.id).__dict__)
+    finally:
+        store.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from liteshift.sidecar.responses import JsonBytes
 from liteshift.sidecar.routing import Call, Operation, with_id
 from liteshift.sidecar.schemas import (
     AgentMessageCreate,
@@ -20,7 +21,7 @@ async def create_agent_message(call: Call) -> Any:
 
 
 async def get_agent_message(call: Call) -> Any:
-    return await call.run(call.store.get_agent_message, call.params["id"])
+    return JsonBytes(await call.run(call.store.get_agent_message_json, call.params["id"]))
 
 
 async def list_agent_messages(call: Call) -> Any:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from liteshift.sidecar.responses import JsonBytes
 from liteshift.sidecar.routing import Call, Operation, with_id
 from liteshift.sidecar.schemas import EventCreate, EventOut, EventQuery, PageOut
 from liteshift.store.models import EventIn
@@ -14,7 +15,7 @@ async def append_event(call: Call) -> Any:
 
 
 async def get_event(call: Call) -> Any:
-    return await call.run(call.store.get_event, call.params["id"])
+    return JsonBytes(await call.run(call.store.get_event_json, call.params["id"]))
 
 
 async def list_events(call: Call) -> Any:

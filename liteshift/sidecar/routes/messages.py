@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from liteshift.sidecar.responses import JsonBytes
 from liteshift.sidecar.routing import Call, Operation, with_id
 from liteshift.sidecar.schemas import MessageCreate, MessageOut, MessageQuery, PageOut
 from liteshift.store.models import MessageIn
@@ -14,7 +15,7 @@ async def create_message(call: Call) -> Any:
 
 
 async def get_message(call: Call) -> Any:
-    return await call.run(call.store.get_message, call.params["id"])
+    return JsonBytes(await call.run(call.store.get_message_json, call.params["id"]))
 
 
 async def list_messages(call: Call) -> Any:

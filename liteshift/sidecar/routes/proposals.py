@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from liteshift.sidecar.responses import JsonBytes
 from liteshift.sidecar.routing import Call, Operation, with_id
 from liteshift.sidecar.schemas import (
     PageOut,
@@ -20,7 +21,7 @@ async def create_proposal(call: Call) -> Any:
 
 
 async def get_proposal(call: Call) -> Any:
-    return await call.run(call.store.get_proposal, call.params["id"])
+    return JsonBytes(await call.run(call.store.get_proposal_json, call.params["id"]))
 
 
 async def list_proposals(call: Call) -> Any:
