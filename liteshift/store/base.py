@@ -226,7 +226,7 @@ def _get_one(
     return make(db, rows[0])
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # compared and hashed by identity: cheap as a cache key
 class JsonRow:
     """How a point read of `table` becomes its domain object's JSON without the object.
 
