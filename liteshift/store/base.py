@@ -245,6 +245,10 @@ class JsonRow:
     def select(self) -> str:
         return ", ".join(name for name, _ in self.columns)
 
+    def document(self, db: Db, row: Row) -> bytes:
+        """The row, as stored, mapped to its domain object and serialized."""
+        return to_json(self.make(db, row).__dict__)
+
 
 MESSAGE_JSON = JsonRow(
     "messages",
@@ -425,8 +429,10 @@ class BaseStore:
         row is mapped to the object, which is serialized; an engine may do better."""
 
         def task(db: Db) -> bytes:
-            found = _get_one(db, shape.table, shape.select, key, kind=shape.kind, make=shape.make)
-            return to_json(found.__dict__)
+            rows = db.rows(f"SELECT {shape.select} FROM {shape.table} WHERE id = ?", (key,))
+            if not rows:
+                raise NotFound(shape.kind, key)
+            return shape.document(db, rows[0])
 
         return task
 

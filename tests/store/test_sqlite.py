@@ -18,7 +18,7 @@ import apsw
 import pytest
 from pydantic_core import to_json
 
-from liteshift.store import MigrationError, OpSample, StoreUnavailable, open_store
+from liteshift.store import MigrationError, NotFound, OpSample, StoreUnavailable, open_store
 from liteshift.store.models import MessageIn
 from liteshift.store.sqlite import SqliteStore
 from tests.store.conftest import DIM
@@ -694,5 +694,9 @@ def test_point_json_of_a_timestamp_in_another_text(tmp_path: Path) -> None:
         assert document == to_json(store.get_message(key).__dict__)
         # The usual row still gets SQLite's document, equal to the serialized object.
         assert store.get_message_json(made.id) == to_json(store.get_message(made.id).__dict__)
+        with pytest.raises(NotFound):
+            store.get_message_json(str(uuid.uuid4()))
+        # Each of those was one statement: the operation still reads without a transaction.
+        assert "get_message" not in store._snapshot_reads
     finally:
         store.close()
