@@ -12,6 +12,11 @@ load generator, for:
   order, so every route pays the same routing cost); its
   `write` workload posts the same event body to a route that parses and validates it and
   builds the same row and response, without a store (the ceiling for writes over HTTP);
+- `floor` (reads at 16 clients): a bench-only route on the same server running the SQL the
+  sidecar's point read runs (`point_json_sql`: the document built by SQLite) on an APSW
+  connection of its own and returning its result as is: the point read without the store's
+  layers (dispatch, inline-read budget, metrics, id validation). What it reaches against
+  `noop` bounds what any point read through this HTTP stack can reach;
 - `apsw`: raw APSW calls in-process, one connection per thread (the storage ceiling);
 - `datasette`: Datasette serving the same file (reads only; the peer);
 - `baseline`: the sidecar with one transaction per request (`batch_max_ops=1`, i.e. one
@@ -59,13 +64,17 @@ PYTHON = sys.executable
 def build_app(db: str, batch_max_ops: int, extra: list[Any] | None = None) -> Any:
     """The sidecar app on `db` as `liteshift serve` builds it, plus the benchmark's no-op routes
     (and `extra` operations); durable writes (synchronous=FULL)."""
+    import apsw
+
     from liteshift.sidecar import Settings, create_app
     from liteshift.sidecar.metrics import Metrics
-    from liteshift.sidecar.responses import json_response
+    from liteshift.sidecar.responses import JsonBytes, json_response
     from liteshift.sidecar.routing import Call, Operation, with_id
     from liteshift.sidecar.schemas import EventCreate, EventOut
     from liteshift.store import open_store
+    from liteshift.store.base import MESSAGE_JSON
     from liteshift.store.models import Event, EventIn
+    from liteshift.store.sqlite import point_json_sql
 
     async def noop(call: Call) -> Any:
         return json_response({"ok": True})
@@ -73,6 +82,17 @@ def build_app(db: str, batch_max_ops: int, extra: list[Any] | None = None) -> An
     async def noop_write(call: Call) -> Any:
         event = EventIn(**with_id(call.body))
         return Event(event.id, event.type, event.subject_id, event.payload, datetime.now(UTC))
+
+    # The floor of any point read through this HTTP stack: the SQL the SQLite store runs for
+    # GET /v1/messages/{id} (the document built by SQLite), on an APSW connection of its own,
+    # its result returned as is. None of the store's layers: no operation dispatch, no
+    # inline-read budget, no metrics, no id validation.
+    floor_sql = point_json_sql(MESSAGE_JSON)
+    floor_conn = apsw.Connection(db, flags=apsw.SQLITE_OPEN_READONLY)
+
+    async def floor(call: Call) -> Any:
+        rows = floor_conn.execute(floor_sql, (call.params["id"],)).fetchall()
+        return JsonBytes(rows[0][0].encode())
 
     settings = Settings(
         db_url=f"sqlite:///{db}",
@@ -94,6 +114,7 @@ def build_app(db: str, batch_max_ops: int, extra: list[Any] | None = None) -> An
         metrics=metrics,
         extra_operations=[
             Operation("GET", "/v1/_noop", noop, "bench only: the HTTP ceiling", "bench"),
+            Operation("GET", "/v1/_floor/{id}", floor, "bench only: the point-read floor", "bench"),
             Operation(
                 "POST",
                 "/v1/_noop_write",
@@ -365,6 +386,9 @@ def one_run(workdir: Path, db: Path, ids: list[str], duration: float) -> dict[st
             record(
                 "sidecar", "get", c, run_wrk(url, lua_reads(get_paths, auth), c, duration, workdir)
             )
+            if c == 16:  # the reads target's concurrency
+                floor = lua_reads([f"/v1/_floor/{i}" for i in sample], auth)
+                record("floor", "get", c, run_wrk(url, floor, c, duration, workdir))
             record(
                 "sidecar",
                 "list",
@@ -515,6 +539,11 @@ def report(
     ]
     for label, value, target in ratios:
         print(f"{label}: {value:.2f} (target >= {target:g}) {'OK' if value >= target else 'MISS'}")
+    print(
+        f"(no target) single-row reads @16: floor / noop: "
+        f"{rps('floor/get/16') / rps('noop/get/16'):.2f}, the most a point read through this "
+        f"HTTP stack reached; sidecar / floor: {rps('sidecar/get/16') / rps('floor/get/16'):.2f}"
+    )
     writes = rps("sidecar/write/64")
     print(
         f"durable writes @64: {writes:.0f}/s (target >= 4000) {'OK' if writes >= 4000 else 'MISS'}"

@@ -7,9 +7,8 @@ so the figures are the serving thread's own CPU per request (`time.thread_time`)
 another unless said:
 
 - `noop get`: the no-op route (the ceiling the HTTP benchmark compares reads with);
-- `bare select`: a bench-only route running the point `SELECT` on an APSW connection of its own
-  and returning the row's id: no store, no row mapping, no JSON of the row (the floor of any
-  read through this HTTP stack);
+- `floor get`: the bench-only floor route of `bench/sidecar.py` (the point read's SQL, the
+  document built by SQLite, on an APSW connection of its own; none of the store's layers);
 - `sidecar get`: `GET /v1/messages/{id}`, the real read;
 - `noop write`: the no-store write route (parses, validates, builds the row and response);
 - `sidecar write @64`: `POST /v1/events`, 64 at a time, through the group-commit writer
@@ -108,32 +107,17 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=20000)
     args = parser.parse_args()
 
-    import apsw
     import uvloop
-
-    from liteshift.sidecar.routing import Call, Operation
 
     workdir = Path(tempfile.mkdtemp(prefix="liteshift-bench-inprocess-"))
     try:
         db = workdir / "bench.db"
         print(f"seeding {args.rows} messages …", flush=True)
         ids = seed(db, args.rows)[:500]
-        select = apsw.Connection(str(db), flags=apsw.SQLITE_OPEN_READONLY)
-
-        async def bare_select(call: Call) -> Any:
-            rows = select.execute(
-                "SELECT * FROM messages WHERE id = ?", (call.params["id"],)
-            ).fetchall()
-            return {"id": rows[0][0]}
-
-        app = build_app(
-            str(db),
-            256,
-            [Operation("GET", "/v1/_select/{id}", bare_select, "bench only", "bench")],
-        )
+        app = build_app(str(db), 256)
         workloads: list[tuple[str, str, Callable[[int], str], int]] = [
             ("noop get", "GET", lambda i: "/v1/_noop", 1),
-            ("bare select", "GET", lambda i: f"/v1/_select/{ids[i % len(ids)]}", 1),
+            ("floor get", "GET", lambda i: f"/v1/_floor/{ids[i % len(ids)]}", 1),
             ("sidecar get", "GET", lambda i: f"/v1/messages/{ids[i % len(ids)]}", 1),
             ("noop write", "POST", lambda i: "/v1/_noop_write", 1),
             (f"sidecar write @{WRITERS}", "POST", lambda i: "/v1/events", WRITERS),
@@ -153,7 +137,6 @@ def main() -> None:
             uvloop.run(run_all())
         finally:
             app.state.sidecar.store.close()
-            select.close()
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
