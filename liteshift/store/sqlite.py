@@ -421,7 +421,7 @@ class SqliteStore(BaseStore):
 
     def _point_json(self, shape: JsonRow, key: str) -> Task[bytes]:
         """SQLite builds the document (`point_json_sql`): no row tuple, no domain object, no
-        serializer; ~10 µs less per point read than mapping and serializing the row."""
+        serializer: ~7 µs less per point read through the sidecar (in-process, ~53 → ~46 µs)."""
         sql = point_json_sql(shape)
 
         def task(db: Db) -> bytes:
