@@ -14,9 +14,10 @@ import json
 import threading
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any, ClassVar
 
+import aiohttp
 import attrs
 import kmock
 import kopf
@@ -296,24 +297,36 @@ def running_emulator() -> Iterator[Cluster]:
             cluster.close()
 
 
+@contextlib.asynccontextmanager
+async def operator_connection(url: str) -> AsyncIterator[kopf.AiohttpSession]:
+    """kopf's login to the emulator at `url` over an HTTP session the test owns.
+
+    Closed here, in the operator's loop once kopf has returned: a session kopf makes for
+    itself was, after some shutdowns, left unclosed and garbage-collected during a later
+    test (a ResourceWarning, an error under `filterwarnings = error`)."""
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
+        yield kopf.AiohttpSession(server=url, default_namespace=NAMESPACE, aiohttp_session=session)
+
+
 def running_operator(url: str) -> contextlib.AbstractContextManager[None]:
     """kopf with the liteshift handlers, in-process, logged in to the emulator at `url`."""
 
     async def main(ready: threading.Event, stop: threading.Event) -> None:
-        runtime = Runtime(
-            kube=Kube.from_url(url),
-            drift_interval=1.0,
-            retry_delay=0.5,
-            connection=kopf.ConnectionInfo(server=url, default_namespace=NAMESPACE),
-        )
-        await kopf.operator(
-            registry=kopf.get_default_registry(),
-            settings=settings_for_tests(),
-            standalone=True,
-            clusterwide=True,
-            memo=kopf.Memo({MEMO_KEY: runtime}),
-            stop_flag=stop,
-            ready_flag=ready,
-        )
+        async with operator_connection(url) as connection:
+            runtime = Runtime(
+                kube=Kube.from_url(url),
+                drift_interval=1.0,
+                retry_delay=0.5,
+                connection=connection,
+            )
+            await kopf.operator(
+                registry=kopf.get_default_registry(),
+                settings=settings_for_tests(),
+                standalone=True,
+                clusterwide=True,
+                memo=kopf.Memo({MEMO_KEY: runtime}),
+                stop_flag=stop,
+                ready_flag=ready,
+            )
 
     return _in_thread("kopf", main)

@@ -28,8 +28,11 @@ class Runtime:
     drift_interval: float = 60.0
     #: Seconds before a reconcile the API server refused is tried again.
     retry_delay: float = 15.0
-    #: Where kopf connects; None means kopf's usual in-cluster/kubeconfig login.
-    connection: kopf.ConnectionInfo | None = None
+    #: Where kopf connects; None means kopf's usual in-cluster/kubeconfig login. An
+    #: `AiohttpSession` brings the embedder's own HTTP session, which the embedder closes
+    #: (the tests do, in the operator's loop after it stops: sessions kopf makes for itself
+    #: were seen left unclosed after some test shutdowns).
+    connection: kopf.ConnectionInfo | kopf.AiohttpSession | None = None
 
 
 def runtime(memo: Any) -> Runtime:
@@ -58,7 +61,9 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
 
 
 @kopf.on.login()
-def login(memo: kopf.Memo, logger: kopf.Logger, **kwargs: Any) -> kopf.ConnectionInfo | None:
+def login(
+    memo: kopf.Memo, logger: kopf.Logger, **kwargs: Any
+) -> kopf.ConnectionInfo | kopf.AiohttpSession | None:
     found = memo.get(MEMO_KEY)
     if isinstance(found, Runtime) and found.connection is not None:
         return found.connection

@@ -41,6 +41,7 @@ from tests.operator.cluster import (
     NAMESPACE,
     Cluster,
     _in_thread,
+    operator_connection,
     settings_for_tests,
     wait_for,
 )
@@ -88,20 +89,21 @@ def operator_with(cluster: Cluster, settings: BackupSettings) -> Iterator[None]:
     resources["liteshift.io/v1alpha1/datastorebackups"] = backups
 
     async def main(ready: threading.Event, stop: threading.Event) -> None:
-        runtime = Runtime(
-            kube=Kube.from_url(cluster.url),
-            drift_interval=1.0,
-            connection=kopf.ConnectionInfo(server=cluster.url, default_namespace=NAMESPACE),
-        )
-        await kopf.operator(
-            registry=kopf.get_default_registry(),
-            settings=settings_for_tests(),
-            standalone=True,
-            clusterwide=True,
-            memo=kopf.Memo({MEMO_KEY: runtime, BACKUP_MEMO_KEY: settings}),
-            stop_flag=stop,
-            ready_flag=ready,
-        )
+        async with operator_connection(cluster.url) as connection:
+            runtime = Runtime(
+                kube=Kube.from_url(cluster.url),
+                drift_interval=1.0,
+                connection=connection,
+            )
+            await kopf.operator(
+                registry=kopf.get_default_registry(),
+                settings=settings_for_tests(),
+                standalone=True,
+                clusterwide=True,
+                memo=kopf.Memo({MEMO_KEY: runtime, BACKUP_MEMO_KEY: settings}),
+                stop_flag=stop,
+                ready_flag=ready,
+            )
 
     with _in_thread("kopf", main):
         yield
