@@ -308,15 +308,18 @@ async def operator_connection(url: str) -> AsyncIterator[kopf.AiohttpSession]:
         yield kopf.AiohttpSession(server=url, default_namespace=NAMESPACE, aiohttp_session=session)
 
 
-def running_operator(url: str) -> contextlib.AbstractContextManager[None]:
-    """kopf with the liteshift handlers, in-process, logged in to the emulator at `url`."""
+def running_operator(
+    url: str, memo: dict[str, Any] | None = None, *, retry_delay: float = 0.5
+) -> contextlib.AbstractContextManager[None]:
+    """kopf with the liteshift handlers, in-process, logged in to the emulator at `url`;
+    `memo` adds to the memo (a handler group's settings)."""
 
     async def main(ready: threading.Event, stop: threading.Event) -> None:
         async with operator_connection(url) as connection:
             runtime = Runtime(
                 kube=Kube.from_url(url),
                 drift_interval=1.0,
-                retry_delay=0.5,
+                retry_delay=retry_delay,
                 connection=connection,
             )
             await kopf.operator(
@@ -324,7 +327,7 @@ def running_operator(url: str) -> contextlib.AbstractContextManager[None]:
                 settings=settings_for_tests(),
                 standalone=True,
                 clusterwide=True,
-                memo=kopf.Memo({MEMO_KEY: runtime}),
+                memo=kopf.Memo({MEMO_KEY: runtime, **(memo or {})}),
                 stop_flag=stop,
                 ready_flag=ready,
             )

@@ -7,24 +7,14 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import kopf
 import psycopg
 
 from liteshift.operator.handlers.promotion import PROMOTION_MEMO_KEY, PromotionSettings
-from liteshift.operator.handlers.runtime import MEMO_KEY, Runtime
-from liteshift.operator.kube import Kube
-from tests.operator.cluster import (
-    NAMESPACE,
-    Cluster,
-    _in_thread,
-    operator_connection,
-    settings_for_tests,
-)
+from tests.operator.cluster import NAMESPACE, Cluster, running_operator
 from tests.operator.sidecar_process import ADMIN_TOKEN, API_TOKEN, SidecarProcess
 from tests.promotion.load import postgres_ids, seed
 
@@ -56,25 +46,7 @@ API = {"Authorization": f"Bearer {API_TOKEN}"}
 def operator_with(cluster: Cluster, settings: PromotionSettings) -> Iterator[None]:
     """The liteshift operator (every handler) with these promotion settings in its memo."""
 
-    async def main(ready: threading.Event, stop: threading.Event) -> None:
-        async with operator_connection(cluster.url) as connection:
-            runtime = Runtime(
-                kube=Kube.from_url(cluster.url),
-                drift_interval=1.0,
-                retry_delay=0.5,
-                connection=connection,
-            )
-            await kopf.operator(
-                registry=kopf.get_default_registry(),
-                settings=settings_for_tests(),
-                standalone=True,
-                clusterwide=True,
-                memo=kopf.Memo({MEMO_KEY: runtime, PROMOTION_MEMO_KEY: settings}),
-                stop_flag=stop,
-                ready_flag=ready,
-            )
-
-    with _in_thread("kopf", main):
+    with running_operator(cluster.url, {PROMOTION_MEMO_KEY: settings}):
         yield
 
 

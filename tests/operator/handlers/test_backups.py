@@ -17,7 +17,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import kopf
 import pytest
 
 from liteshift.admin_client import SidecarRefused, SidecarUnreachable
@@ -33,18 +32,10 @@ from liteshift.operator.handlers.backups import (
     read_admin_token,
     schedule_status,
 )
-from liteshift.operator.handlers.runtime import MEMO_KEY, Runtime
 from liteshift.operator.kube import Kube
 from liteshift.operator.model import Datastore
 from tests.crds.schema import validate
-from tests.operator.cluster import (
-    NAMESPACE,
-    Cluster,
-    _in_thread,
-    operator_connection,
-    settings_for_tests,
-    wait_for,
-)
+from tests.operator.cluster import NAMESPACE, Cluster, running_operator, wait_for
 from tests.operator.sidecar_process import ADMIN_TOKEN, API_TOKEN, SidecarProcess
 
 BACKUPS_PATH = f"/apis/liteshift.io/v1alpha1/namespaces/{NAMESPACE}/datastorebackups"
@@ -88,24 +79,8 @@ def operator_with(cluster: Cluster, settings: BackupSettings) -> Iterator[None]:
     resources: Any = cluster.emulator.resources
     resources["liteshift.io/v1alpha1/datastorebackups"] = backups
 
-    async def main(ready: threading.Event, stop: threading.Event) -> None:
-        async with operator_connection(cluster.url) as connection:
-            runtime = Runtime(
-                kube=Kube.from_url(cluster.url),
-                drift_interval=1.0,
-                connection=connection,
-            )
-            await kopf.operator(
-                registry=kopf.get_default_registry(),
-                settings=settings_for_tests(),
-                standalone=True,
-                clusterwide=True,
-                memo=kopf.Memo({MEMO_KEY: runtime, BACKUP_MEMO_KEY: settings}),
-                stop_flag=stop,
-                ready_flag=ready,
-            )
-
-    with _in_thread("kopf", main):
+    # Runtime's own retry delay (15 s): these tests never see a refused reconcile retried.
+    with running_operator(cluster.url, {BACKUP_MEMO_KEY: settings}, retry_delay=15.0):
         yield
 
 
