@@ -428,13 +428,9 @@ class BaseStore:
         """The task reading row `key` of `shape.table` as its domain object's JSON: here the
         row is mapped to the object, which is serialized; an engine may do better."""
 
-        def task(db: Db) -> bytes:
-            rows = db.rows(f"SELECT {shape.select} FROM {shape.table} WHERE id = ?", (key,))
-            if not rows:
-                raise NotFound(shape.kind, key)
-            return shape.document(db, rows[0])
-
-        return task
+        return lambda db: _get_one(
+            db, shape.table, shape.select, key, kind=shape.kind, make=shape.document
+        )
 
     def observe(
         self, op: str, kind: str, *, duration: float, wait: float, busy: int, ok: bool
